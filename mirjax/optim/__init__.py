@@ -1,0 +1,27 @@
+"""Optimizers: `build(cfg, branches, total_steps)` -> an optax transformation that takes
+per-branch gradients (leading branch axis) and returns parameter updates.
+
+The chain is pre-process (identity) -> combine branches (combine.py) -> the usual
+optimizer (clipping, AdamW with warm-up + cosine decay), via optax's aggregating.process.
+"""
+import optax
+from optax.experimental import aggregating
+
+from mirjax.optim import combine
+from mirjax.optim.combine import branch_weights  # noqa: F401  (re-export)
+
+
+def schedule(cfg, total_steps: int) -> optax.Schedule:
+  """Linear warm-up over cfg.warmup_steps to cfg.learning_rate, cosine decay to 0 at total_steps."""
+  warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
+  return optax.warmup_cosine_decay_schedule(
+      0.0, cfg.learning_rate, warmup_steps=warmup, decay_steps=max(total_steps, warmup + 1))
+
+
+def build(cfg, branches, total_steps: int) -> optax.GradientTransformationExtraArgs:
+  if cfg.name != "adamw":
+    raise ValueError(f"unknown optim.name {cfg.name!r}; 'adamw' is the one mirjax has")
+  post = optax.chain(
+      optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm else optax.identity(),
+      optax.adamw(schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay))
+  return aggregating.process(optax.identity(), combine.build(cfg.combine, branches), post)

@@ -1,0 +1,128 @@
+"""Framing and short-time Fourier transforms in jax.numpy, time-major.
+
+Every output here is (..., frames, bins): the transpose of librosa's (..., bins, frames),
+because channels-last layouts are the fast ones on XLA (DESIGN.md section 4). Shapes
+are static, so all functions are jit-friendly; the window is a numpy constant made at
+trace time.
+"""
+import jax.numpy as jnp
+import numpy as np
+import scipy.signal
+
+
+def frame(x, frame_length, hop_length):
+  """Slice a signal into overlapping frames along its last axis.
+
+  Frame ``i`` holds ``x[..., i * hop_length : i * hop_length + frame_length]``. Built from
+  a reshape into hop-sized chunks and a few shifted slices (no gather, no index constant).
+
+  Parameters
+  ----------
+  x : array, shape (..., n_samples)
+  frame_length : int > 0, samples per frame
+  hop_length : int > 0, samples between frame starts
+
+  Returns
+  -------
+  frames : array, shape (..., n_frames, frame_length)
+    ``n_frames = 1 + (n_samples - frame_length) // hop_length``.
+  """
+  x = jnp.asarray(x)
+  n = x.shape[-1]
+  if n < frame_length:
+    raise ValueError(f"signal length {n} < frame_length {frame_length}")
+  n_frames = 1 + (n - frame_length) // hop_length
+  per_frame = -(-frame_length // hop_length)  # hop-sized chunks touched by one frame
+  n_chunks = n_frames + per_frame - 1
+  need = n_chunks * hop_length
+  if need > n:  # the padded tail only lands in the truncated part of the last frames
+    x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, need - n)])
+  chunks = x[..., :need].reshape(x.shape[:-1] + (n_chunks, hop_length))
+  parts = jnp.stack([chunks[..., k:k + n_frames, :] for k in range(per_frame)], axis=-2)
+  frames = parts.reshape(x.shape[:-1] + (n_frames, per_frame * hop_length))
+  return frames[..., :frame_length]
+
+
+def get_window(window, win_length, n_fft=None):
+  """A periodic (``fftbins=True``) analysis window, zero-padded to ``n_fft`` at the centre.
+
+  Parameters
+  ----------
+  window : str, tuple or array
+    Anything ``scipy.signal.get_window`` accepts (e.g. "hann"), or the window samples.
+  win_length : int, window length in samples
+  n_fft : int or None, total length after centred zero padding (default ``win_length``)
+
+  Returns
+  -------
+  np.ndarray float32, shape (n_fft,)
+  """
+  n_fft = win_length if n_fft is None else n_fft
+  if isinstance(window, (str, tuple)):
+    w = scipy.signal.get_window(window, win_length, fftbins=True)
+  else:
+    w = np.asarray(window, dtype=np.float64)
+    if w.shape != (win_length,):
+      raise ValueError(f"window has shape {w.shape}, expected ({win_length},)")
+  if win_length > n_fft:
+    raise ValueError(f"win_length {win_length} > n_fft {n_fft}")
+  left = (n_fft - win_length) // 2
+  return np.pad(w, (left, n_fft - win_length - left)).astype(np.float32)
+
+
+def _frames(x, n_fft, hop_length, win_length, window, center, pad_mode):
+  """Windowed frames (..., n_frames, n_fft) as librosa's STFT sees them."""
+  x = jnp.asarray(x, jnp.float32)
+  win_length = n_fft if win_length is None else win_length
+  hop_length = win_length // 4 if hop_length is None else hop_length
+  if center:
+    widths = [(0, 0)] * (x.ndim - 1) + [(n_fft // 2, n_fft // 2)]
+    x = jnp.pad(x, widths, mode=pad_mode)
+  return frame(x, n_fft, hop_length) * get_window(window, win_length, n_fft)
+
+
+def stft(x, n_fft=2048, hop_length=None, win_length=None, window="hann", center=True,
+         pad_mode="constant"):
+  """Short-time Fourier transform, equal to ``librosa.stft(...).swapaxes(-1, -2)``.
+
+  ``X[..., t, k] = sum_n w[n] x[n + t * hop_length] exp(-2 pi i k n / n_fft)``, with ``x``
+  padded by ``n_fft // 2`` on both sides first when ``center``.
+
+  Parameters
+  ----------
+  x : array, shape (..., n_samples), real audio
+  n_fft : int > 0, FFT size in samples (default 2048)
+  hop_length : int > 0 or None, samples between frames (default ``win_length // 4``)
+  win_length : int <= n_fft or None, window length (default ``n_fft``)
+  window : str, tuple or array, see `get_window` (default periodic "hann")
+  center : bool, centre frame ``t`` at sample ``t * hop_length`` (default True)
+  pad_mode : str, ``jnp.pad`` mode for centring: "constant" (zeros, librosa 0.11's
+    default), "reflect", "edge", ...
+
+  Returns
+  -------
+  X : complex64, shape (..., n_frames, n_fft // 2 + 1)
+  """
+  return jnp.fft.rfft(_frames(x, n_fft, hop_length, win_length, window, center, pad_mode),
+                      axis=-1)
+
+
+def spectrogram(x, n_fft=2048, hop_length=None, win_length=None, window="hann",
+                center=True, pad_mode="constant", power=2.0):
+  """Magnitude spectrogram ``|X| ** power`` of `stft` (same parameters).
+
+  Parameters
+  ----------
+  power : float > 0, exponent of the magnitude: 1 for magnitude, 2 for power (default 2.0)
+
+  Returns
+  -------
+  S : float32, shape (..., n_frames, n_fft // 2 + 1)
+  """
+  spec = stft(x, n_fft, hop_length, win_length, window, center, pad_mode)
+  energy = jnp.square(spec.real) + jnp.square(spec.imag)  # |X|^2 without a complex abs
+  if power == 2.0:
+    return energy
+  if power == 1.0:
+    return jnp.sqrt(energy)
+  return energy ** (power / 2.0)

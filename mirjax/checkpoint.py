@@ -1,0 +1,83 @@
+"""Checkpoints with orbax (the only module that imports it).
+
+A checkpoint holds the TrainState (restored onto the current mesh's shardings), the
+data iterator's state and the config that made it. A workdir whose checkpoint was
+made by an incompatible config is refused before anything is written.
+"""
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+# Config sections that may change between a run and its resumption.
+RESUMABLE_CHANGES = ("train.", "eval.", "mesh.", "data.data_dir", "data.manual_dir", "data.read_threads")
+
+
+class IncompatibleCheckpointError(RuntimeError):
+  pass
+
+
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+  return out
+
+
+def config_differences(saved: dict, current: dict) -> list:
+  """[(key, saved, current)] for every key that differs and may not change on resume."""
+  a, b = _flatten(saved), _flatten(current)
+  return [(k, a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted(set(a) | set(b))
+          if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
+
+
+class Checkpointer:
+  """CheckpointManager over WORKDIR/checkpoints, keeping the newest `max_to_keep`."""
+
+  def __init__(self, workdir: str, max_to_keep: int = 3):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def latest_step(self):
+    return self.manager.latest_step()
+
+  def save(self, step: int, state, data_state: dict, config: dict, force: bool = False):
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+        config=ocp.args.JsonSave(config)), force=force)
+
+  def saved_config(self, step: int) -> dict:
+    return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
+
+  def restore(self, step: int, abstract_state, config: dict):
+    """(state, data_state) of checkpoint `step`, placed like `abstract_state`.
+
+    Raises IncompatibleCheckpointError, having read only the stored config, when the
+    checkpoint was made by a config that differs in a field that shapes the run.
+    """
+    diffs = config_differences(self.saved_config(step), config)
+    if diffs:
+      lines = "\n".join(f"  {k}: checkpoint has {a!r}, this run has {b!r}" for k, a, b in diffs[:20])
+      raise IncompatibleCheckpointError(
+          f"{self.directory} holds a checkpoint (step {step}) of an incompatible config:\n{lines}\n"
+          "Nothing was changed. Use a new --workdir, or run with the checkpoint's settings.")
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+    return restored.state, restored.data
+
+  def wait_until_finished(self):
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def abstract_with_shardings(abstract_tree, shardings):
+  """ShapeDtypeStructs that carry the target shardings, for restoring onto a mesh."""
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                      abstract_tree, shardings)

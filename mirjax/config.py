@@ -1,0 +1,69 @@
+"""Shared defaults of the tagging configs; every field is documented where it is set.
+
+A config file under configs/ calls `tagging(frontend, arg)` and then sets what makes its
+system what it is. `arg="smoke"` shrinks everything to a seconds-long run.
+"""
+import ml_collections
+
+from mirjax import models
+
+
+def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.job = "train"  # which job mirjax.main runs: "train" (jobs/train.py)
+  c.seed = 0  # seeds parameters, data order, crops and dropout
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "embedded"  # dataset: "embedded" (music21 pieces rendered by mirjax itself)
+  c.data.config = "default"  # builder config: "default" (~1,000+ clips) or "smoke" (tiny)
+  c.data.data_dir = ""  # TFDS data dir; "" -> $MIRJAX_DATA_DIR or ~/.cache/mirjax/tfds
+  c.data.crop_seconds = 3.0  # length of training crops and evaluation chunks, seconds
+  c.data.read_threads = 2  # host threads reading and cropping examples
+
+  c.model = models.default_config(frontend)  # front-end + back-end, see mirjax/models
+
+  c.task = ml_collections.ConfigDict()
+  c.task.name = "tagging"  # multi-label tagging: sigmoid outputs, binary cross-entropy
+  c.task.branches = ("tagging",)  # output branches of the model that carry a loss
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"
+  c.optim.learning_rate = 1e-3  # peak learning rate after warm-up
+  c.optim.warmup_steps = 100  # linear warm-up steps, then cosine decay to 0 at the last step
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.weight_decay = 1e-4  # decoupled weight decay (AdamW)
+  c.optim.clip_norm = 1.0  # clip the combined gradient to this global norm (0: no clipping)
+  c.optim.combine = ml_collections.ConfigDict()
+  c.optim.combine.name = "sum"  # how branch gradients combine: "sum" or "static"
+  c.optim.combine.weights = ml_collections.ConfigDict()  # {branch: weight} for "static"
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 16  # global batch (all devices); a multiple of the device count
+  c.train.num_steps = 2000  # optimizer steps
+  c.train.log_every = 20  # steps between training-metric writes
+  c.train.eval_every = 500  # steps between validation runs
+  c.train.checkpoint_every = 250  # steps between checkpoints (and one at the end)
+  c.train.keep_checkpoints = 2  # newest checkpoints kept on disk
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 32  # global evaluation batch of whole clips
+  c.eval.n_chunks = 4  # evenly spaced crops per clip whose predictions are averaged
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.num_devices = -1  # data-parallel devices; -1: every device of every process
+
+  if arg == "smoke":
+    c.data.config = "smoke"
+    c.data.crop_seconds = 1.0
+    c.train.batch_size = 8
+    c.train.num_steps = 12
+    c.train.log_every = 4
+    c.train.eval_every = 6
+    c.train.checkpoint_every = 6
+    c.optim.warmup_steps = 2
+    c.eval.batch_size = 16
+    c.eval.n_chunks = 2
+  elif arg:
+    raise ValueError(f"unknown config variant {arg!r}; use ':smoke' or nothing")
+  return c

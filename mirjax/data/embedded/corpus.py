@@ -1,0 +1,115 @@
+"""Real multi-part compositions from the music21 corpus, parsed to note events.
+
+A piece becomes a float64 array of shape (notes, 4): onset and duration in quarter
+lengths (ql), MIDI pitch, part index. Only these events are kept: parsing is the slow
+part of building the dataset, and the score objects are large.
+"""
+import concurrent.futures
+import multiprocessing
+import os
+import pathlib
+
+import numpy as np
+
+# (composer folder, file suffix, keep every k-th file): Bach chorales and other
+# works, Monteverdi madrigals, trecento polyphony, a slice of Palestrina's masses.
+POOL_SPEC = (("bach", ".mxl", 1), ("monteverdi", ".mxl", 1), ("trecento", ".xml", 1),
+             ("palestrina", ".krn", 6))
+MIN_PARTS, MAX_PARTS = 2, 15  # an ensemble needs 2 parts; 15 melodic GM channels
+MIN_NOTES = 16
+
+
+def corpus_dir() -> pathlib.Path:
+  """Folder of music21's bundled corpus (found without importing music21)."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  return pathlib.Path(importlib.util.find_spec("music21").origin).parent / "corpus"
+
+
+def piece_pool() -> tuple[str, ...]:
+  """Candidate pieces as corpus-relative paths, sorted; a piece id indexes this tuple."""
+  root = corpus_dir()
+  pool = []
+  for composer, suffix, every in POOL_SPEC:
+    # "_old" files are earlier encodings of pieces that are also in the corpus.
+    files = sorted(p for p in (root / composer).rglob("*" + suffix) if "_old" not in p.name)
+    pool += [str(p.relative_to(root)) for p in files[::every]]
+  return tuple(sorted(pool))
+
+
+def choose(n_pool: int, n: int, seed: int) -> list[int]:
+  """`n` distinct piece ids out of `n_pool`, drawn with `seed`, in ascending order."""
+  rng = np.random.default_rng([seed, 0])
+  return sorted(rng.choice(n_pool, size=min(n, n_pool), replace=False).tolist())
+
+
+def parse(rel_path: str) -> np.ndarray:
+  """Note events (notes, 4) = [onset_ql, duration_ql, midi_pitch, part] of a piece.
+
+  Tied notes are merged into one event; grace notes (zero duration) and unpitched
+  notes are dropped; parts without notes are dropped and the rest renumbered.
+  Raises ValueError for a piece with fewer than `MIN_PARTS` sounding parts, more than
+  `MAX_PARTS`, or fewer than `MIN_NOTES` notes.
+  """
+  from music21 import converter  # pylint: disable=import-outside-toplevel
+  score = converter.parseFile(corpus_dir() / rel_path, forceSource=True, storePickle=False)
+  rows, parts = [], 0
+  for part in score.parts:
+    events = _part_events(part)
+    if events:
+      rows += [(on, du, pitch, parts) for on, du, pitch in events]
+      parts += 1
+  if not MIN_PARTS <= parts <= MAX_PARTS or len(rows) < MIN_NOTES:
+    raise ValueError(f"{rel_path}: {parts} sounding parts, {len(rows)} notes")
+  out = np.array(rows, np.float64)
+  return out[np.lexsort((out[:, 2], out[:, 3], out[:, 0]))]
+
+
+def _part_events(part) -> list[tuple[float, float, int]]:
+  """(onset_ql, duration_ql, pitch) of one part, ties merged."""
+  events, open_ties = [], {}
+  for n in part.flatten().notes:
+    onset, dur = float(n.offset), float(n.quarterLength)
+    if dur <= 0:
+      continue
+    for sub in (n.notes if n.isChord else (n,)):
+      if not hasattr(sub, "pitch"):
+        continue
+      pitch, tie = int(sub.pitch.midi), (sub.tie or n.tie)
+      kind = tie.type if tie is not None else None
+      if kind in ("stop", "continue") and pitch in open_ties:
+        i = open_ties[pitch]
+        events[i] = (events[i][0], onset + dur - events[i][0], pitch)
+        if kind == "stop":
+          del open_ties[pitch]
+        continue
+      events.append((onset, dur, pitch))
+      if kind in ("start", "continue"):
+        open_ties[pitch] = len(events) - 1
+  return events
+
+
+def parse_or_error(rel_path: str) -> np.ndarray | str:
+  """`parse(rel_path)`, or the error's one-line description if it fails."""
+  try:
+    return parse(rel_path)
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    # Corpus files fail in many ways (bad repeats, opus files, odd encodings): skip them.
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]
+
+
+def parse_many(rel_paths, workers: int = 2, progress: bool = True) -> list[np.ndarray | str]:
+  """`parse_or_error` over paths, in order, on `workers` forked processes (1: in-process)."""
+  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+  bar = dict(total=len(rel_paths), desc="parsing music21 pieces", unit="piece",
+             disable=not progress)
+  if workers <= 1 or len(rel_paths) < 8:
+    return [parse_or_error(p) for p in tqdm(rel_paths, **bar)]
+  # fork, not spawn: spawn re-runs an unguarded user __main__ in every worker.
+  ctx = multiprocessing.get_context("fork")
+  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+    return list(tqdm(ex.map(parse_or_error, rel_paths, chunksize=4), **bar))
+
+
+def default_workers() -> int:
+  """Parse workers: 2, or 1 on a one-core machine."""
+  return max(1, min(2, os.cpu_count() or 1))

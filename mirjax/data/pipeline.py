@@ -1,0 +1,68 @@
+"""Input pipelines (grain): per-process shards of global batches, checkpointable.
+
+Training: shuffle (reshuffled every epoch) -> repeat -> this process's slice -> random
+crop -> batch. The iterator's state is a small dict saved with every checkpoint, so a
+resumed run reads exactly the batches an uninterrupted run would have read.
+Evaluation: every example once, in order, as `n_chunks` evenly spaced crops; the last
+global batch is padded and masked.
+"""
+import math
+
+import grain
+import jax
+import numpy as np
+
+
+def load(cfg):
+  """(sources: {split: random-access source}, info) for the dataset named by cfg.name."""
+  if cfg.name == "embedded":
+    from mirjax.data import embedded
+    return embedded.load(cfg.config, data_dir=cfg.data_dir or None)
+  raise ValueError(f"unknown data.name {cfg.name!r}; mirjax has 'embedded'")
+
+
+def to_float(audio: np.ndarray) -> np.ndarray:
+  """int16 PCM -> float32 in [-1, 1)."""
+  return audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
+
+
+def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
+  """Zero-pad at the end to at least n samples."""
+  return np.pad(audio, (0, n - len(audio))) if len(audio) < n else audio
+
+
+def train_iterator(source, *, local_batch: int, crop: int, seed: int, read_threads: int = 2):
+  """Infinite iterator of {'audio': (local_batch, crop) f32, 'tags': ...} for this process."""
+  def random_crop(ex, rng: np.random.Generator):
+    audio = fit_length(ex["audio"], crop)
+    start = int(rng.integers(0, len(audio) - crop + 1))
+    return {"audio": to_float(audio[start:start + crop]), "tags": ex["tags"]}
+
+  ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
+  ds = ds[jax.process_index()::jax.process_count()]
+  ds = ds.random_map(random_crop).batch(local_batch, drop_remainder=True)
+  return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=4)))
+
+
+def chunk_starts(length: int, crop: int, n_chunks: int) -> np.ndarray:
+  """Start samples of n evenly spaced crops covering a clip of `length` samples."""
+  return np.linspace(0, max(length - crop, 0), n_chunks).round().astype(int)
+
+
+def eval_batches(source, *, global_batch: int, crop: int, n_chunks: int, read_threads: int = 2):
+  """Yields this process's part of each global batch:
+  {'audio': (local, n_chunks, crop) f32, 'tags': ..., 'mask': (local,) bool}."""
+  n, procs, p = len(source), jax.process_count(), jax.process_index()
+  local = global_batch // procs
+  total = math.ceil(n / global_batch) * global_batch
+  first = source[0]
+
+  def read(i):
+    ex = source[i] if i < n else {"audio": np.zeros_like(first["audio"]), "tags": np.zeros_like(first["tags"])}
+    audio = fit_length(ex["audio"], crop)
+    chunks = np.stack([audio[s:s + crop] for s in chunk_starts(len(audio), crop, n_chunks)])
+    return {"audio": to_float(chunks), "tags": ex["tags"], "mask": np.bool_(i < n)}
+
+  order = np.arange(total).reshape(-1, procs, local)[:, p].reshape(-1)
+  ds = grain.MapDataset.source(order).map(read).batch(local)
+  yield from ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=2))

@@ -1,0 +1,127 @@
+"""Strided convolution on raw audio (Dieleman & Schrauwen, "End-to-end learning for music
+audio", ICASSP 2014).
+
+The first layer of their raw-audio network is a 1-D convolution whose filter length equals
+its stride (256 samples at 16 kHz), so each output frame sees one non-overlapping block of
+samples, like a learned STFT frame. Also here: the padding helper shared by all front-ends
+(frames = ceil(time / hop)) and the DTFT magnitude of FIR kernels used for
+`frequency_responses`.
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+NWC = ("NWC", "WIO", "NWC")  # channels-last 1-D convolution layout (fast on XLA CPU)
+
+
+def pad_for_frames(x, n_out, stride, kernel_size, mode="constant"):
+  """Pad (or crop) axis 1 of ``x`` so a VALID conv gives ``n_out`` centred outputs.
+
+  Output ``i`` of the convolution is centred on input sample ``i * stride``: the input is
+  padded by ``(kernel_size - 1) // 2`` on the left and on the right up to length
+  ``(n_out - 1) * stride + kernel_size`` (cropped if longer).
+
+  Parameters
+  ----------
+  x : array, shape (batch, time, ...)
+  n_out : int, wanted number of conv outputs
+  stride : int, conv stride in samples
+  kernel_size : int, conv kernel length in samples
+  mode : str, ``jnp.pad`` mode (default "constant": zeros)
+
+  Returns
+  -------
+  array, shape (batch, (n_out - 1) * stride + kernel_size, ...)
+  """
+  left = (kernel_size - 1) // 2
+  total = (n_out - 1) * stride + kernel_size
+  right = total - x.shape[1] - left
+  widths = [(0, 0), (left, max(right, 0))] + [(0, 0)] * (x.ndim - 2)
+  return jnp.pad(x, widths, mode=mode)[:, :total]
+
+
+def n_frames(time, hop):
+  """Number of output frames, ``ceil(time / hop)`` (the front-end contract)."""
+  return -(-time // hop)
+
+
+def fir_magnitude_response(kernels, n_freqs, sample_rate):
+  """Magnitude of the DTFT of FIR kernels on a uniform grid from 0 to Nyquist.
+
+  ``|H_k(f)| = |sum_n h_k[n] exp(-2 pi i f n / sample_rate)|``, evaluated exactly (no FFT
+  truncation) at ``n_freqs`` frequencies ``linspace(0, sample_rate / 2, n_freqs)``.
+
+  Parameters
+  ----------
+  kernels : array, shape (n_filters, kernel_size)
+  n_freqs : int, number of frequencies
+  sample_rate : float, sampling rate of the kernels in Hz
+
+  Returns
+  -------
+  (freqs_hz (n_freqs,), magnitude (n_filters, n_freqs)) as jax arrays
+  """
+  freqs = np.linspace(0.0, sample_rate / 2.0, n_freqs)
+  phase = 2.0 * np.pi * np.outer(np.arange(kernels.shape[-1]), freqs / sample_rate)
+  real = kernels @ jnp.asarray(np.cos(phase), jnp.float32)
+  imag = kernels @ jnp.asarray(np.sin(phase), jnp.float32)
+  return jnp.asarray(freqs, jnp.float32), jnp.sqrt(real ** 2 + imag ** 2)
+
+
+class StridedConv(nn.Module):
+  """Learned strided-convolution front-end on raw audio (Dieleman & Schrauwen 2014).
+
+  ``y[t, k] = sum_n h_k[n] x[t * hop + n - (kernel_size - 1) // 2]``, then the
+  compression ``log(1 + C |y|)``: the log(1 + C x) compression with C = 10,000 that the
+  paper applied to its spectrogram inputs, applied here to the rectified filter outputs so
+  the raw front-end lands in a comparable dynamic range (``compression="relu"`` gives a
+  plain ReLU instead, ``"none"`` the linear output).
+
+  Padding: zeros, ``(kernel_size - 1) // 2`` on the left and up to
+  ``(frames - 1) * hop + kernel_size`` on the right, so frames = ceil(time / hop) and frame
+  ``t`` starts at sample ``t * hop`` when ``kernel_size == hop``.
+
+  Attributes
+  ----------
+  sample_rate : int, Hz (default 16000); used only for `frequency_responses`
+  n_filters : int, number of learned filters = output features (default 128)
+  kernel_size : int, filter length in samples (default 256)
+  hop : int, stride in samples = samples per output frame (default 256)
+  compression : "log1p", "relu" or "none" (default "log1p")
+  log_scale : float, C in ``log(1 + C |y|)`` (default 10000.0)
+
+  Returns from ``__call__``: (batch, ceil(time / hop), n_filters) float32.
+  """
+  sample_rate: int = 16000
+  n_filters: int = 128
+  kernel_size: int = 256
+  hop: int = 256
+  compression: str = "log1p"
+  log_scale: float = 10000.0
+
+  def setup(self):
+    if self.compression not in ("log1p", "relu", "none"):
+      raise ValueError(f"compression must be 'log1p', 'relu' or 'none', got {self.compression!r}")
+    # He-style scale for a kernel_size-tap filter; kernel stored as (taps, 1, filters) = WIO.
+    init = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
+    self.kernel = self.param("kernel", init, (self.kernel_size, 1, self.n_filters))
+
+  def __call__(self, audio, train: bool = False):
+    """audio (batch, time) float32 -> (batch, ceil(time / hop), n_filters)."""
+    del train
+    x = pad_for_frames(audio[..., None], n_frames(audio.shape[-1], self.hop), self.hop,
+                       self.kernel_size)
+    y = jax.lax.conv_general_dilated(x, self.kernel, (self.hop,), "VALID",
+                                     dimension_numbers=NWC)
+    if self.compression == "log1p":
+      return jnp.log1p(self.log_scale * jnp.abs(y))  # log(1 + C x), Dieleman & Schrauwen 2014
+    if self.compression == "relu":
+      return nn.relu(y)
+    return y
+
+  def frequency_responses(self, n_freqs: int = 512):
+    """``{"filterbank": {"freqs_hz": (n_freqs,), "magnitude": (n_filters, n_freqs)}}``:
+    |DTFT| of the current learned kernels, 0 to sample_rate / 2."""
+    freqs, mag = fir_magnitude_response(self.kernel[:, 0, :].T, n_freqs, self.sample_rate)
+    return {"filterbank": {"freqs_hz": freqs, "magnitude": mag}}

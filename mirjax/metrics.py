@@ -1,0 +1,80 @@
+"""Scalar metrics (JSONL + TensorBoard event files), progress bar and result tables.
+
+The only module that writes logs; everything here is a no-op on processes other than 0.
+"""
+import json
+import math
+import os
+import time
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+
+def _scalar(v):
+  v = np.asarray(v)
+  return float(v) if v.size == 1 else None
+
+
+class MetricWriter:
+  """Writes {name: scalar} at a step to WORKDIR/metrics.jsonl and WORKDIR/tensorboard/."""
+
+  def __init__(self, workdir: str):
+    self.active = jax.process_index() == 0
+    if not self.active:
+      return
+    from tensorboardX import SummaryWriter  # imported here: only process 0 writes
+    os.makedirs(workdir, exist_ok=True)
+    self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
+    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"), flush_secs=10)
+
+  def write(self, step: int, split: str, metrics: dict):
+    if not self.active:
+      return
+    scalars = {k: s for k, v in metrics.items() if (s := _scalar(v)) is not None}
+    self.jsonl.write(json.dumps({"step": int(step), "split": split, "time": time.time(), **scalars}) + "\n")
+    for k, v in scalars.items():
+      if math.isfinite(v):
+        self.tb.add_scalar(f"{split}/{k}", v, int(step))
+
+  def close(self):
+    if self.active:
+      self.jsonl.close()
+      self.tb.close()
+
+
+class Progress:
+  """A tqdm bar over training steps showing loss and steps/s (process 0 only)."""
+
+  def __init__(self, total: int, initial: int = 0, desc: str = "train"):
+    self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
+                    disable=jax.process_index() != 0, mininterval=1.0)
+    self.last_step, self.last_time = initial, time.perf_counter()
+
+  def update(self, step: int, metrics: dict):
+    now = time.perf_counter()
+    rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+    self.last_step, self.last_time = step, now
+    self.bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", steps_per_s=f"{rate:.2f}", refresh=False)
+    self.bar.update(step - self.bar.n)
+
+  def close(self):
+    self.bar.close()
+
+
+def write_results(workdir: str, results: dict):
+  """WORKDIR/results.json, plus a table of the scalar results on stdout."""
+  if jax.process_index() != 0:
+    return
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2, sort_keys=True)
+  print(format_table(results))
+
+
+def format_table(results: dict) -> str:
+  rows = [(k, v) for k, v in sorted(results.items()) if isinstance(v, (int, float))]
+  width = max((len(k) for k, _ in rows), default=6)
+  lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ----------"]
+  lines += [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}" for k, v in rows]
+  return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""Short-chunk CNN back-end for multi-label tagging (Won, Ferraro, Bogdanov & Serra,
+"Evaluation of CNN-based automatic music tagging models", SMC 2020).
+
+Stacked blocks of 3x3 conv + BatchNorm + ReLU + 2x2 max-pool over (frames, features),
+global max pool, then dense + BatchNorm + ReLU + dropout and a dense output layer
+(their "short-chunk CNN"), with widths small enough for a CPU by default.
+"""
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+def max_pool_2x2(x):
+  """2x2 max-pool with stride 2 over axes 1 and 2 of NHWC ``x``, by crop + reshape + max.
+
+  An axis shorter than 2 is not pooled; an odd length drops its last row (VALID pooling).
+  Same values and gradients as ``nn.max_pool(x, (2, 2), (2, 2))`` but a faster gradient
+  on XLA CPU (DESIGN.md section 4).
+  """
+  b, h, w, c = x.shape
+  ph, pw = (2 if h >= 2 else 1), (2 if w >= 2 else 1)
+  x = x[:, :h - h % ph, :w - w % pw]
+  return x.reshape(b, h // ph, ph, w // pw, pw, c).max(axis=(2, 4))
+
+
+class ShortChunkCNN(nn.Module):
+  """Short-chunk CNN (Won et al. 2020) over front-end features.
+
+  Input: (batch, frames, features) or (batch, frames, features, channels); a 3-D input
+  gets a channel axis. It is first normalised by a BatchNorm with one mean/variance per
+  (feature, channel), which replaces the fixed input scaling of a spectrogram model and
+  makes every front-end's output scale irrelevant.
+
+  Attributes
+  ----------
+  n_outputs : int, number of output logits (tags)
+  channels : sequence of int, output channels of each conv block; each block pools 2x2
+    (default (32, 32, 64, 64, 128))
+  dense : int, width of the hidden dense layer (default 128)
+  dropout : float, dropout rate before the output layer (default 0.5)
+  bn_momentum : float, BatchNorm running-average momentum (default 0.99)
+
+  ``__call__(x, train)`` returns logits (batch, n_outputs). BatchNorm statistics live in
+  the ``batch_stats`` collection (running averages used when ``train`` is False); dropout
+  draws from the ``dropout`` rng in train mode.
+  """
+  n_outputs: int
+  channels: Sequence[int] = (32, 32, 64, 64, 128)
+  dense: int = 128
+  dropout: float = 0.5
+  bn_momentum: float = 0.99
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    """x (batch, frames, features[, channels]) -> logits (batch, n_outputs)."""
+    if x.ndim == 3:
+      x = x[..., None]
+    norm = lambda **kw: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                                     **kw)
+    x = norm(axis=(2, 3), name="input_norm")(x)  # per (feature, channel) statistics
+    for i, width in enumerate(self.channels):
+      x = nn.Conv(width, (3, 3), padding="SAME", use_bias=False, name=f"conv{i}")(x)
+      x = nn.relu(norm(name=f"bn{i}")(x))
+      x = max_pool_2x2(x)
+    x = jnp.max(x, axis=(1, 2))  # global max pool over time and frequency
+    x = nn.Dense(self.dense, use_bias=False, name="dense")(x)
+    x = nn.relu(norm(name="dense_bn")(x))
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return nn.Dense(self.n_outputs, name="logits")(x)

@@ -1,0 +1,54 @@
+"""Pure train and eval steps (DESIGN.md section 1). No I/O, no globals: jit them in jobs/."""
+import jax
+import jax.numpy as jnp
+import optax
+
+from mirjax.optim import branch_weights
+from mirjax.state import TrainState
+
+
+def _apply(model, params, model_state, audio, **kw):
+  """model.apply that always returns (outputs, new_model_state)."""
+  variables = {"params": params, **model_state}
+  if not model_state or not kw.get("train"):
+    return model.apply(variables, audio, **kw), model_state
+  return model.apply(variables, audio, mutable=list(model_state), **kw)
+
+
+def train_step(state: TrainState, batch, *, model, task, tx):
+  """One optimizer step on per-branch gradients.
+
+  losses, vjp = vjp(params -> [loss_k]); branch_grads = vmap(vjp)(I) gives every
+  leaf a leading branch axis; the optax chain combines branches, then updates.
+  """
+  step_rng = jax.random.fold_in(state.rng, state.step)
+
+  def branch_losses(params):
+    outputs, new_model_state = _apply(model, params, state.model_state, batch["audio"],
+                                      train=True, rngs={"dropout": step_rng})
+    losses = task.losses(outputs, batch)
+    return jnp.stack([losses[b] for b in task.branches]), new_model_state
+
+  losses, vjp, new_model_state = jax.vjp(branch_losses, state.params, has_aux=True)
+  (branch_grads,) = jax.vmap(vjp)(jnp.eye(losses.shape[0], dtype=losses.dtype))
+  updates, opt_state = tx.update(branch_grads, state.opt_state, state.params, branch_losses=losses)
+  params = optax.apply_updates(state.params, updates)
+
+  weights = branch_weights(opt_state)
+  metrics = {"loss": jnp.sum(weights * losses), "update_norm": optax.global_norm(updates)}
+  for i, b in enumerate(task.branches):
+    metrics[f"loss/{b}"] = losses[i]
+    if len(task.branches) > 1:
+      metrics[f"weight/{b}"] = weights[i]
+  new_state = state.replace(step=state.step + 1, params=params, model_state=new_model_state,
+                            opt_state=opt_state)
+  return new_state, metrics
+
+
+def eval_step(state: TrainState, batch, *, model, task):
+  """Predictions for (batch, chunks, time) audio: each chunk scored, chunk scores averaged."""
+  audio = batch["audio"]
+  b, c, t = audio.shape
+  outputs, _ = _apply(model, state.params, state.model_state, audio.reshape(b * c, t), train=False)
+  scores = task.predict(outputs)
+  return {k: v.reshape(b, c, *v.shape[1:]).mean(axis=1) for k, v in scores.items()}

@@ -1,0 +1,117 @@
+"""End to end through `python -m mirjax.main`: smoke run, resume after SIGKILL, two
+processes, and bad input (unknown config field, a workdir of an incompatible config)."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = "configs/sincmodnet.py:smoke"
+LONGER = ["--config.train.num_steps=30", "--config.train.checkpoint_every=10",
+          "--config.train.eval_every=30"]
+
+
+def _env(data_dir, devices=8):
+  env = dict(os.environ, MIRJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu")
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  return env
+
+
+def _cmd(workdir, config=SMOKE, extra=()):
+  return [sys.executable, "-m", "mirjax.main", f"--config={config}", f"--workdir={workdir}", *extra]
+
+
+def _run(workdir, data_dir, config=SMOKE, extra=(), check=True):
+  p = subprocess.run(_cmd(workdir, config, extra), cwd=ROOT, env=_env(data_dir),
+                     capture_output=True, text=True, timeout=600)
+  if check and p.returncode:
+    raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}")
+  return p
+
+
+def _params(workdir, step):
+  tree = ocp.StandardCheckpointer().restore(os.path.join(workdir, "checkpoints", str(step), "state"))
+  return tree["params"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data_dir):
+  """An uninterrupted 30-step smoke run."""
+  workdir = str(tmp_path_factory.mktemp("reference"))
+  _run(workdir, data_dir, extra=LONGER)
+  return workdir
+
+
+def test_smoke_run_end_to_end(tmp_path, data_dir):
+  workdir = str(tmp_path)
+  p = _run(workdir, data_dir)
+  results = json.load(open(os.path.join(workdir, "results.json")))
+  assert 0.0 <= results["test/roc_auc"] <= 1.0 and 0.0 <= results["test/pr_auc"] <= 1.0
+  assert results["devices"] == 8 and results["steps"] == 12
+  assert "test/roc_auc" in p.stdout  # the results table
+  lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert {l["split"] for l in lines} == {"train", "valid", "test"}
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(workdir, "tensorboard")))
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["12", "6"]
+  assert os.path.getsize(os.path.join(workdir, "filters.png")) > 1000
+
+
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, data_dir, reference):
+  workdir = str(tmp_path)
+  proc = subprocess.Popen(_cmd(workdir, extra=LONGER), cwd=ROOT, env=_env(data_dir),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  first = os.path.join(workdir, "checkpoints", "10")
+  deadline = time.time() + 300
+  while not os.path.isdir(first) and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  assert proc.poll() is None, "the run ended before it could be killed"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not os.path.exists(os.path.join(workdir, "results.json"))
+  _run(workdir, data_dir, extra=LONGER)
+  got, want = _params(workdir, 30), _params(reference, 30)
+  leaves = lambda t: [np.asarray(x) for x in __import__("jax").tree.leaves(t)]
+  for a, b in zip(leaves(got), leaves(want), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_two_processes(tmp_path, data_dir, reference):
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  procs = [subprocess.Popen(
+      _cmd(str(tmp_path), extra=[f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                                 f"--process_id={i}"]),
+      cwd=ROOT, env=_env(data_dir, devices=4), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      for i in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-5000:]
+  results = json.load(open(tmp_path / "results.json"))
+  assert results["processes"] == 2 and results["devices"] == 8
+  assert np.isfinite(results["test/roc_auc"])
+
+
+def test_unknown_config_field_is_a_clear_error(tmp_path, data_dir):
+  p = _run(str(tmp_path), data_dir, extra=["--config.train.num_stepz=3"], check=False)
+  assert p.returncode != 0
+  assert "num_stepz" in p.stderr
+  assert not os.listdir(tmp_path)
+
+
+def test_workdir_of_incompatible_config_is_refused_untouched(data_dir, reference):
+  def snapshot():
+    return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+            for d, _, fs in os.walk(reference) for f in fs}
+  before = snapshot()
+  p = _run(reference, data_dir, config="configs/sincnet.py:smoke", check=False)
+  assert p.returncode != 0
+  assert "incompatible config" in p.stderr and "model.frontend.name" in p.stderr
+  assert snapshot() == before
