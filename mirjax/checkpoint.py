@@ -10,7 +10,9 @@ import jax
 import orbax.checkpoint as ocp
 
 # Config sections that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("train.", "eval.", "mesh.", "data.data_dir", "data.manual_dir", "data.read_threads")
+RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
+                     "train.keep_checkpoints", "eval.", "mesh.", "data.data_dir", "data.manual_dir",
+                     "data.read_threads")
 
 
 class IncompatibleCheckpointError(RuntimeError):

@@ -14,9 +14,12 @@ def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0  # seeds parameters, data order, crops and dropout
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "embedded"  # dataset: "embedded" (music21 pieces rendered by mirjax itself)
+  c.data.name = "embedded"  # "embedded" (music21 pieces rendered by mirjax) or "folder"
   c.data.config = "default"  # builder config: "default" (~1,000+ clips) or "smoke" (tiny)
   c.data.data_dir = ""  # TFDS data dir; "" -> $MIRJAX_DATA_DIR or ~/.cache/mirjax/tfds
+  c.data.manual_dir = ""  # "folder": your audio files + tags.csv (path,tags[,split])
+  c.data.sample_rate = 16000  # "folder": files are resampled to this rate, Hz
+  c.data.clip_seconds = 10.0  # "folder": files are cut into clips of this length, seconds
   c.data.crop_seconds = 3.0  # length of training crops and evaluation chunks, seconds
   c.data.read_threads = 2  # host threads reading and cropping examples
 

@@ -11,14 +11,33 @@ import math
 import grain
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 
 def load(cfg):
-  """(sources: {split: random-access source}, info) for the dataset named by cfg.name."""
+  """(sources: {split: random-access source}, info) for the dataset named by cfg.name.
+
+  Datasets are built on first use. In a multi-process run process 0 builds first while
+  the others wait, so processes sharing a disk never build the same dataset at once.
+  """
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      _load(cfg)
+    multihost_utils.sync_global_devices("mirjax: dataset ready")
+  return _load(cfg)
+
+
+def _load(cfg):
   if cfg.name == "embedded":
     from mirjax.data import embedded
     return embedded.load(cfg.config, data_dir=cfg.data_dir or None)
-  raise ValueError(f"unknown data.name {cfg.name!r}; mirjax has 'embedded'")
+  if cfg.name == "folder":
+    from mirjax.data import folder
+    if not cfg.manual_dir:
+      raise ValueError("data.name='folder' needs --config.data.manual_dir=DIR (audio files + tags.csv)")
+    return folder.load_folder(cfg.manual_dir, data_dir=cfg.data_dir or None,
+                              sample_rate=cfg.sample_rate, clip_seconds=cfg.clip_seconds)
+  raise ValueError(f"unknown data.name {cfg.name!r}; mirjax has 'embedded' and 'folder'")
 
 
 def to_float(audio: np.ndarray) -> np.ndarray:

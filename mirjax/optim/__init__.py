@@ -24,4 +24,5 @@ def build(cfg, branches, total_steps: int) -> optax.GradientTransformationExtraA
   post = optax.chain(
       optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm else optax.identity(),
       optax.adamw(schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay))
-  return aggregating.process(optax.identity(), combine.build(cfg.combine, branches), post)
+  pre = optax.with_extra_args_support(optax.identity())
+  return aggregating.process(pre, combine.build(cfg.combine, branches), post)

@@ -1,0 +1,121 @@
+"""Reading users' audio files on the host: decode (soundfile), downmix, resample (soxr).
+
+Every failure to read a file raises `AudioReadError` naming the file, what is wrong
+with it and what to do, so a dataset build can skip and count bad files instead of
+crashing half-way.
+"""
+import os
+from typing import NamedTuple
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+# soxr "HQ" is librosa's default resampler (res_type="soxr_hq").
+RESAMPLE_QUALITY = "HQ"
+
+
+class AudioReadError(ValueError):
+  """An audio file could not be read. The message names the file, the cause and a fix."""
+
+
+class AudioInfo(NamedTuple):
+  """What a file's header says.
+
+  Attributes:
+    sample_rate: samples per second per channel, in Hz.
+    frames: samples per channel.
+    channels: number of channels.
+  """
+  sample_rate: int
+  frames: int
+  channels: int
+
+  @property
+  def seconds(self) -> float:
+    """Duration in seconds."""
+    return self.frames / self.sample_rate
+
+
+def _check_file(path) -> str:
+  """The path as str, after checking that it is a non-empty regular file."""
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise AudioReadError(f"audio file not found: {path!r}. Check the path (and, in a tags.csv, "
+                         "that it is relative to the folder holding tags.csv).")
+  if not os.path.isfile(path):
+    raise AudioReadError(f"not a file: {path!r} is a directory or a special file; "
+                         "point to an audio file instead.")
+  if os.path.getsize(path) == 0:
+    raise AudioReadError(f"empty audio file (0 bytes): {path!r}. The file was probably "
+                         "truncated by a failed copy or download; replace it or remove it.")
+  return path
+
+
+def _undecodable(path: str, err: Exception) -> AudioReadError:
+  return AudioReadError(
+      f"not a decodable audio file: {path!r} ({err}). soundfile reads WAV, FLAC, OGG/Vorbis, "
+      "MP3, AIFF and other libsndfile formats; convert the file to one of these (e.g. "
+      "`ffmpeg -i in.m4a out.flac`) or remove it.")
+
+
+def audio_info(path) -> AudioInfo:
+  """Reads only the header of an audio file.
+
+  Args:
+    path: file path (str or os.PathLike).
+
+  Returns:
+    AudioInfo(sample_rate, frames, channels).
+
+  Raises:
+    AudioReadError: the file is missing, empty, not decodable or has no samples.
+  """
+  path = _check_file(path)
+  try:
+    info = sf.info(path)
+  except (sf.SoundFileError, RuntimeError) as err:
+    raise _undecodable(path, err) from err
+  if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+    raise AudioReadError(f"audio file has no samples: {path!r} (header: {info.frames} frames, "
+                         f"{info.samplerate} Hz, {info.channels} channels). Replace or remove it.")
+  return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+
+
+def load_audio(path, sample_rate: int, mono: bool = True) -> np.ndarray:
+  """Decodes an audio file to float32 samples at `sample_rate`.
+
+  Args:
+    path: file path (str or os.PathLike); any format soundfile reads (WAV, FLAC, OGG, MP3, ...).
+    sample_rate: output rate in Hz (positive int). Files at another rate are resampled
+      with soxr at quality "HQ" (librosa's default resampler).
+    mono: True (default) averages the channels into one; False keeps them.
+
+  Returns:
+    float32 array in [-1, 1]: shape (samples,) if `mono`, else (channels, samples)
+    (librosa's layout).
+
+  Raises:
+    ValueError: `sample_rate` is not a positive integer.
+    AudioReadError: the file is missing, empty, not decodable or has no samples.
+  """
+  if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
+    raise ValueError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
+  sample_rate = int(sample_rate)
+  path = _check_file(path)
+  try:
+    audio, file_rate = sf.read(path, dtype="float32", always_2d=True)  # (frames, channels)
+  except (sf.SoundFileError, RuntimeError) as err:
+    raise _undecodable(path, err) from err
+  if audio.size == 0:
+    raise AudioReadError(f"audio file has no samples: {path!r} decodes to {audio.shape[0]} "
+                         "frames. Replace or remove it.")
+  if not np.all(np.isfinite(audio)):
+    raise AudioReadError(f"audio file holds NaN or infinite samples: {path!r}. "
+                         "Re-export it as integer PCM (e.g. 16-bit WAV or FLAC).")
+  if mono:
+    audio = audio.mean(axis=1, keepdims=True)
+  if file_rate != sample_rate:
+    audio = soxr.resample(audio, file_rate, sample_rate, quality=RESAMPLE_QUALITY)
+  audio = np.ascontiguousarray(audio.T, dtype=np.float32)
+  return audio[0] if mono else audio

@@ -1,0 +1,100 @@
+"""A user's own folder of tagged audio as random-access splits of fixed-length clips.
+
+`load_folder` builds the `mirjax_audio_folder` TFDS dataset on first use (progress bar per
+split) and reads the cache afterwards; see `mirjax.data.builders.audio_folder` for the
+folder layout and how bad files are skipped and counted. No TensorFlow is imported.
+"""
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from mirjax.data.builders import audio_folder
+
+
+def default_data_dir() -> str:
+  """Env `MIRJAX_DATA_DIR` if set, else ~/.cache/mirjax/tfds."""
+  return os.environ.get("MIRJAX_DATA_DIR") or os.path.expanduser("~/.cache/mirjax/tfds")
+
+
+class NumpySource:
+  """A TFDS data source whose examples hold numpy values only (TFDS gives scalars as int).
+
+  Supports len() and [i] -> {'audio': int16 (clip_samples,), 'tags': uint8 (n_tags,),
+  'file_index': int32 (), 'clip_index': int32 ()}.
+  """
+
+  def __init__(self, source):
+    self.source = source
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, i) -> dict:
+    return {k: np.asarray(v, np.int32) if k.endswith("_index") else v
+            for k, v in self.source[i].items()}
+
+  def __repr__(self) -> str:
+    return f"NumpySource({self.source!r})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Info:
+  """What a folder dataset holds.
+
+  Attributes:
+    tag_names: the tag vocabulary, sorted; `tags[i]` of an example is tag_names[i].
+    sample_rate: audio rate in Hz.
+    clip_samples: samples per clip (`audio` is int16 of this length).
+    num_examples: clips per split; splits with no clip are absent.
+    skipped: number of unreadable files (missing, empty, undecodable, no samples).
+    skipped_files: their paths (relative to the folder), sorted.
+    skip_reasons: path -> the error that made it skipped.
+    too_short_files: readable files shorter than half a clip (they gave no clip).
+    files: every path of tags.csv in order; an example's `file_index` indexes it.
+  """
+  tag_names: tuple[str, ...]
+  sample_rate: int
+  clip_samples: int
+  num_examples: dict[str, int]
+  skipped: int
+  skipped_files: tuple[str, ...]
+  skip_reasons: dict[str, str]
+  too_short_files: tuple[str, ...]
+  files: tuple[str, ...]
+
+
+def load_folder(manual_dir, data_dir=None, sample_rate: int = 16000, clip_seconds: float = 10.0):
+  """Builds (first call) or reuses (later calls) the dataset of an audio folder.
+
+  Args:
+    manual_dir: the folder with audio files and tags.csv (layout in
+      `mirjax.data.builders.audio_folder.LAYOUT`).
+    data_dir: TFDS data dir; default `default_data_dir()`.
+    sample_rate: rate in Hz the audio is resampled to (default 16000).
+    clip_seconds: files are cut into clips of this many seconds (default 10.0).
+
+  Returns:
+    (sources, info): sources maps split name ('train', 'valid', 'test'; splits with no
+    clip are absent) to a `NumpySource`; info is an `Info`.
+
+  Raises:
+    audio_folder.FolderError: the folder or tags.csv is missing or malformed.
+    ValueError: sample_rate or clip_seconds is not positive.
+  """
+  builder = audio_folder.make_builder(manual_dir, data_dir or default_data_dir(),
+                                      sample_rate, clip_seconds)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+  meta = builder.info.metadata
+  splits = [s for s in audio_folder.SPLITS if s in builder.info.splits]
+  sources = {s: NumpySource(builder.as_data_source(s)) for s in splits}
+  skipped = dict(meta["skipped_files"])
+  info = Info(
+      tag_names=tuple(meta["tag_names"]), sample_rate=int(meta["sample_rate"]),
+      clip_samples=int(meta["clip_samples"]),
+      num_examples={s: int(builder.info.splits[s].num_examples) for s in splits},
+      skipped=int(meta["skipped"]), skipped_files=tuple(sorted(skipped)), skip_reasons=skipped,
+      too_short_files=tuple(meta["too_short_files"]), files=tuple(meta["files"]))
+  return sources, info
