@@ -70,14 +70,15 @@ def _stream(values, rng: np.random.Generator):
 
 
 def plan(pieces: list[tuple[int, np.ndarray]], clips_per_piece: int, seconds: float,
-         seed: int) -> list[Clip]:
+         seed: int, split: int = 0) -> list[Clip]:
   """Clips for one split, `clips_per_piece` per piece, from `(piece_id, notes)` pairs.
 
   `notes` are `corpus.parse` events. Each clip starts at a random onset that leaves
   `seconds` of music when possible; a part is rendered only if it has a note onset in
-  the segment, so the instrument tags name what sounds.
+  the segment, so the instrument tags name what sounds. `split` gives each split its
+  own random stream under one `seed`.
   """
-  rng = np.random.default_rng([seed, 2])
+  rng = np.random.default_rng([seed, 2, split])
   textures, tempi = _stream(TEXTURES, rng), _stream(tuple(tags.TEMPI), rng)
   dynamics, drums = _stream(tuple(tags.DYNAMICS), rng), _stream(DRUM_BLOCK, rng)
   instruments = _stream(tuple(tags.INSTRUMENTS), rng)
@@ -129,3 +130,15 @@ def render_clip(notes: np.ndarray, clip: Clip, n_samples: int,
   rows.append(render.drum_events(clip.drums, 60.0 / clip.rate, span_s, clip.velocity))
   audio = render.synthesize(np.concatenate(rows), programs, n_samples, sample_rate)
   return render.to_int16(render.level(audio, clip.level_dbfs))
+
+
+def render_piece(job: tuple[np.ndarray, list[Clip], int]) -> list[np.ndarray] | str:
+  """`render_clip` for each clip of one piece: job = (notes, clips, n_samples).
+
+  Returns the int16 clips, or a one-line error if any clip fails (the piece is skipped).
+  """
+  notes, piece_clips, n_samples = job
+  try:
+    return [render_clip(notes, c, n_samples) for c in piece_clips]
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    return f"{type(e).__name__}: {e}"[:200]  # e.g. a silent segment; counted, not fatal

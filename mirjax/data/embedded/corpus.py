@@ -4,9 +4,7 @@ A piece becomes a float64 array of shape (notes, 4): onset and duration in quart
 lengths (ql), MIDI pitch, part index. Only these events are kept: parsing is the slow
 part of building the dataset, and the score objects are large.
 """
-import concurrent.futures
-import multiprocessing
-import os
+import functools
 import pathlib
 
 import numpy as np
@@ -25,6 +23,7 @@ def corpus_dir() -> pathlib.Path:
   return pathlib.Path(importlib.util.find_spec("music21").origin).parent / "corpus"
 
 
+@functools.lru_cache(maxsize=1)
 def piece_pool() -> tuple[str, ...]:
   """Candidate pieces as corpus-relative paths, sorted; a piece id indexes this tuple."""
   root = corpus_dir()
@@ -95,21 +94,3 @@ def parse_or_error(rel_path: str) -> np.ndarray | str:
   except Exception as e:  # pylint: disable=broad-exception-caught
     # Corpus files fail in many ways (bad repeats, opus files, odd encodings): skip them.
     return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]
-
-
-def parse_many(rel_paths, workers: int = 2, progress: bool = True) -> list[np.ndarray | str]:
-  """`parse_or_error` over paths, in order, on `workers` forked processes (1: in-process)."""
-  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-  bar = dict(total=len(rel_paths), desc="parsing music21 pieces", unit="piece",
-             disable=not progress)
-  if workers <= 1 or len(rel_paths) < 8:
-    return [parse_or_error(p) for p in tqdm(rel_paths, **bar)]
-  # fork, not spawn: spawn re-runs an unguarded user __main__ in every worker.
-  ctx = multiprocessing.get_context("fork")
-  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
-    return list(tqdm(ex.map(parse_or_error, rel_paths, chunksize=4), **bar))
-
-
-def default_workers() -> int:
-  """Parse workers: 2, or 1 on a one-core machine."""
-  return max(1, min(2, os.cpu_count() or 1))

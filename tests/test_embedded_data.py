@@ -1,0 +1,131 @@
+"""The embedded default dataset: built from the music21 corpus on this machine (smoke config)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mirjax.data import embedded
+
+SPLITS = ("train", "valid", "test")
+
+
+@pytest.fixture(scope="module")
+def smoke(data_dir):
+  return embedded.load("smoke", data_dir=data_dir)
+
+
+def _all(src, key):
+  return np.stack([np.asarray(src[i][key]) for i in range(len(src))])
+
+
+def test_info_matches_examples(smoke):
+  sources, info = smoke
+  assert info.sample_rate == 16_000
+  assert info.clip_samples == 3 * 16_000
+  assert info.skipped >= 0
+  assert {s: len(sources[s]) for s in SPLITS} == info.num_examples
+  assert 48 <= sum(info.num_examples.values()) <= 64
+  assert len(info.tag_names) == len(set(info.tag_names))
+  for s in SPLITS:
+    ex = sources[s][0]
+    assert ex["audio"].dtype == np.int16 and ex["audio"].shape == (info.clip_samples,)
+    assert ex["tags"].shape == (len(info.tag_names),)
+    assert int(ex["piece"]) >= 0
+
+
+def test_splits_are_piece_disjoint_and_about_80_10_10(smoke):
+  sources, _ = smoke
+  pieces = {s: set(_all(sources[s], "piece").tolist()) for s in SPLITS}
+  assert not pieces["train"] & pieces["valid"]
+  assert not pieces["train"] & pieces["test"]
+  assert not pieces["valid"] & pieces["test"]
+  n = sum(len(p) for p in pieces.values())
+  assert 0.7 <= len(pieces["train"]) / n <= 0.9
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_every_tag_has_positives_and_negatives(smoke, split):
+  sources, info = smoke
+  tags = _all(sources[split], "tags")
+  assert set(np.unique(tags).tolist()) <= {0, 1}
+  pos = tags.sum(axis=0)
+  missing = [t for t, p in zip(info.tag_names, pos) if p in (0, len(tags))]
+  assert not missing, f"{split}: {missing}"
+
+
+def test_audio_is_nonsilent_and_not_clipped(smoke):
+  sources, _ = smoke
+  for s in SPLITS:
+    audio = _all(sources[s], "audio").astype(np.float64) / 32768
+    rms = np.sqrt(np.mean(audio**2, axis=1))
+    assert rms.min() > 10 ** (-40 / 20)  # quietest level is -36 dBFS
+    assert np.abs(audio).max() <= 0.99  # levelled to a 0.98 peak
+
+
+def test_loud_clips_are_louder_than_quiet_ones(smoke):
+  sources, info = smoke
+  audio = np.concatenate([_all(sources[s], "audio") for s in SPLITS]).astype(np.float64)
+  tags = np.concatenate([_all(sources[s], "tags") for s in SPLITS])
+  rms = np.sqrt(np.mean(audio**2, axis=1))
+  loud = rms[tags[:, info.tag_names.index("loud")] == 1]
+  quiet = rms[tags[:, info.tag_names.index("quiet")] == 1]
+  assert loud.min() > quiet.max()
+  assert 20 * np.log10(loud.mean() / quiet.mean()) > 12
+
+
+def test_fast_clips_have_more_onsets_than_slow_ones(smoke):
+  import librosa  # pylint: disable=import-outside-toplevel
+  sources, info = smoke
+  audio = np.concatenate([_all(sources[s], "audio") for s in SPLITS]).astype(np.float32) / 32768
+  tags = np.concatenate([_all(sources[s], "tags") for s in SPLITS])
+  onsets = np.array([len(librosa.onset.onset_detect(y=a, sr=info.sample_rate)) for a in audio])
+  fast = onsets[tags[:, info.tag_names.index("fast")] == 1]
+  slow = onsets[tags[:, info.tag_names.index("slow")] == 1]
+  assert fast.mean() > 1.5 * slow.mean()
+
+
+@pytest.fixture(scope="module")
+def second_build(tmp_path_factory):
+  """Build smoke again in a fresh process and dir, with a stub `tensorflow` importable.
+
+  Any import of TensorFlow on the build or read path would then land in sys.modules.
+  """
+  root = tmp_path_factory.mktemp("second_build")
+  (root / "stub" / "tensorflow").mkdir(parents=True)
+  (root / "stub" / "tensorflow" / "__init__.py").write_text('"""Not TensorFlow."""\n')
+  code = ("import sys; import mirjax.data.embedded as e; "
+          "assert 'tensorflow_datasets' not in sys.modules, 'tfds imported eagerly'; "
+          f"src, _ = e.load('smoke', data_dir={str(root / 'tfds')!r}); src['train'][0]; "
+          "print('TENSORFLOW_IMPORTED' if 'tensorflow' in sys.modules else 'NO_TENSORFLOW')")
+  paths = [str(root / "stub")] + os.environ.get("PYTHONPATH", "").split(os.pathsep)
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120, check=True)
+  return str(root / "tfds"), out.stdout
+
+
+def test_no_tensorflow_is_imported(second_build):
+  _, stdout = second_build
+  assert "NO_TENSORFLOW" in stdout and "TENSORFLOW_IMPORTED" not in stdout
+
+
+def test_same_seed_gives_identical_bytes(smoke, second_build):
+  sources, info = smoke
+  again, info2 = embedded.load("smoke", data_dir=second_build[0])
+  assert info2 == info
+  for s in SPLITS:
+    for key in ("audio", "tags", "piece"):
+      a, b = _all(sources[s], key), _all(again[s], key)
+      assert a.tobytes() == b.tobytes(), (s, key)
+
+
+def test_bad_piece_is_described_not_raised(tmp_path):
+  from mirjax.data.embedded import corpus  # pylint: disable=import-outside-toplevel
+  bad = tmp_path / "bad.xml"
+  bad.write_text("<score-partwise><part-list/></score-partwise>")
+  assert isinstance(corpus.parse_or_error(str(bad)), str)
+  notes = corpus.parse_or_error("bach/bwv66.6.mxl")
+  assert notes.shape[1] == 4 and set(np.unique(notes[:, 3])) == {0, 1, 2, 3}
+  assert np.all(notes[:, 1] > 0) and np.all(np.diff(notes[:, 0]) >= 0)
