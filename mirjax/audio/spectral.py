@@ -5,9 +5,83 @@ because channels-last layouts are the fast ones on XLA (DESIGN.md section 4). Sh
 are static, so all functions are jit-friendly; the window is a numpy constant made at
 trace time.
 """
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.signal
+from jax.experimental.custom_partitioning import custom_partitioning
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
+
+
+def _plain_rfft(x):
+  return jnp.fft.rfft(x, axis=-1)
+
+
+# XLA's SPMD partitioner all-gathers an FFT's operand even when only batch axes are sharded
+# (checked on jax 0.10.2), so a data-parallel front-end would transform the whole global
+# batch on every device. `rfft` declares the FFT batch-parallel instead: leading axes keep
+# their sharding and only the transformed axis must be whole.
+@custom_partitioning
+def _partitioned_rfft(x):
+  return _plain_rfft(x)
+
+
+def _batch_sharding(mesh, shape):
+  spec = tuple(shape.sharding.spec)[:len(shape.shape) - 1]
+  return NamedSharding(mesh, PartitionSpec(*spec, *[None] * (len(shape.shape) - len(spec))))
+
+
+def _partition(mesh, arg_shapes, result_shape):
+  del result_shape
+  sharding = _batch_sharding(mesh, arg_shapes[0])
+  return mesh, _plain_rfft, sharding, (sharding,)
+
+
+_partitioned_rfft.def_partition(
+    partition=_partition,
+    infer_sharding_from_operands=lambda mesh, args, result: _batch_sharding(mesh, args[0]),
+    sharding_rule="... n -> ... k", need_replication_factors=("n", "k"))
+
+
+@jax.custom_batching.custom_vmap
+def _batched_rfft(x):
+  return _partitioned_rfft(x)
+
+
+@_batched_rfft.def_vmap
+def _batched_rfft_vmap(axis_size, in_batched, x):
+  del axis_size, in_batched
+  return _batched_rfft(x), True  # already batch-polymorphic over leading axes
+
+
+@jax.custom_vjp
+def rfft(x):
+  """Real FFT along the last axis, ``jnp.fft.rfft(x)``, that keeps batch sharding.
+
+  Differentiable in reverse mode (the cotangent is the transpose of the plain rfft, which
+  is linear) and under ``vmap``; forward mode (``jax.jvp``) is not supported.
+
+  Parameters
+  ----------
+  x : float32 array, shape (..., n)
+
+  Returns
+  -------
+  complex64 array, shape (..., n // 2 + 1)
+  """
+  return _batched_rfft(x)
+
+
+def _rfft_fwd(x):
+  return _batched_rfft(x), jax.ShapeDtypeStruct(x.shape, x.dtype)
+
+
+def _rfft_bwd(primal, cotangent):
+  return jax.linear_transpose(_plain_rfft, primal)(cotangent)
+
+
+rfft.defvjp(_rfft_fwd, _rfft_bwd)
 
 
 def frame(x, frame_length, hop_length):
@@ -103,8 +177,8 @@ def stft(x, n_fft=2048, hop_length=None, win_length=None, window="hann", center=
   -------
   X : complex64, shape (..., n_frames, n_fft // 2 + 1)
   """
-  return jnp.fft.rfft(_frames(x, n_fft, hop_length, win_length, window, center, pad_mode),
-                      axis=-1)
+  # X[t, k] = sum_n w[n] x[n + t hop] exp(-2 pi i k n / n_fft)
+  return rfft(_frames(x, n_fft, hop_length, win_length, window, center, pad_mode))
 
 
 def spectrogram(x, n_fft=2048, hop_length=None, win_length=None, window="hann",
