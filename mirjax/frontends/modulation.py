@@ -98,7 +98,7 @@ class _ModulationFrontend(nn.Module):
                                      dimension_numbers=raw.NWC)
     return jnp.transpose(y.reshape(b, n_bands, frames, self.n_mod), (0, 2, 1, 3))
 
-  def frequency_responses(self, n_freqs: int = 512):
+  def frequency_responses(self, n_freqs: int = 512) -> dict:
     """``{"filterbank": ..., "modulation": ...}``: the first-stage bank's magnitude
     responses (0 to sample_rate / 2) and |DTFT| of the current modulation filters
     (0 to env_rate / 2), each ``{"freqs_hz": (n_freqs,), "magnitude": (n, n_freqs)}``."""
@@ -115,20 +115,20 @@ class ModNet(_ModulationFrontend):
   1), compressed; then the shared modulation stage (see `_ModulationFrontend` for its
   fields). Only the modulation filters are learned.
 
-  Padding: the audio is zero-padded by ``(n_fft - 1) // 2`` on the left and as needed on
+  Padding: the audio is zero-padded by ``n_fft // 2`` on the left and as needed on
   the right so envelope value ``i`` is centred on sample ``i * env_hop``; the envelope is
   edge-padded by half a modulation filter so output frame ``t`` is centred on sample
   ``t * hop``; frames = ceil(time / hop).
 
   Attributes (besides the shared ones)
   ------------------------------------
-  n_bands : int, number of mel bands (default 64)
+  n_bands : int, number of mel bands (default 40)
   n_fft : int, STFT window and FFT size in samples (default 512)
   fmin, fmax : float, mel bank range in Hz (defaults 0.0 and 8000.0)
 
   Returns from ``__call__``: (batch, ceil(time / hop), n_bands, n_mod) float32.
   """
-  n_bands: int = 64
+  n_bands: int = 40
   n_fft: int = 512
   fmin: float = 0.0
   fmax: float = 8000.0
@@ -162,23 +162,23 @@ class SincModNet(_ModulationFrontend):
   cut-offs (SincNet's parameterisation, mel-spaced at init) and the modulation filters
   are learned.
 
-  Padding: zeros, ``(kernel_size - 1) // 2`` on the left and as needed on the right of
+  Padding: zeros, ``kernel_size // 2`` on the left and as needed on the right of
   the audio; the envelope is edge-padded by half a modulation filter; frames =
   ceil(time / hop).
 
   Attributes (besides the shared ones)
   ------------------------------------
-  n_bands : int, number of sinc band-pass filters (default 64)
+  n_bands : int, number of sinc band-pass filters (default 40)
   kernel_size : int, sinc filter length in samples, odd (default 251)
-  stride : int, samples between envelope evaluations; must divide ``env_hop`` (default 8)
+  stride : int, samples between envelope evaluations; must divide ``env_hop`` (default 16)
   min_low_hz, min_band_hz : float, SincNet constraints in Hz (defaults 50.0, 50.0)
   scale_hz : float, unit of the stored sinc parameters in Hz (default 1000.0)
 
   Returns from ``__call__``: (batch, ceil(time / hop), n_bands, n_mod) float32.
   """
-  n_bands: int = 64
+  n_bands: int = 40
   kernel_size: int = 251
-  stride: int = 8
+  stride: int = 16
   min_low_hz: float = 50.0
   min_band_hz: float = 50.0
   scale_hz: float = 1000.0

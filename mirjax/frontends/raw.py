@@ -19,7 +19,8 @@ def pad_for_frames(x, n_out, stride, kernel_size, mode="constant"):
   """Pad (or crop) axis 1 of ``x`` so a VALID conv gives ``n_out`` centred outputs.
 
   Output ``i`` of the convolution is centred on input sample ``i * stride``: the input is
-  padded by ``(kernel_size - 1) // 2`` on the left and on the right up to length
+  padded by ``kernel_size // 2`` on the left (the centre tap of an odd kernel, the centre of
+  an even window) and on the right up to length
   ``(n_out - 1) * stride + kernel_size`` (cropped if longer).
 
   Parameters
@@ -34,7 +35,7 @@ def pad_for_frames(x, n_out, stride, kernel_size, mode="constant"):
   -------
   array, shape (batch, (n_out - 1) * stride + kernel_size, ...)
   """
-  left = (kernel_size - 1) // 2
+  left = kernel_size // 2
   total = (n_out - 1) * stride + kernel_size
   right = total - x.shape[1] - left
   widths = [(0, 0), (left, max(right, 0))] + [(0, 0)] * (x.ndim - 2)
@@ -72,15 +73,15 @@ def fir_magnitude_response(kernels, n_freqs, sample_rate):
 class StridedConv(nn.Module):
   """Learned strided-convolution front-end on raw audio (Dieleman & Schrauwen 2014).
 
-  ``y[t, k] = sum_n h_k[n] x[t * hop + n - (kernel_size - 1) // 2]``, then the
+  ``y[t, k] = sum_n h_k[n] x[t * hop + n - kernel_size // 2]``, then the
   compression ``log(1 + C |y|)``: the log(1 + C x) compression with C = 10,000 that the
-  paper applied to its spectrogram inputs, applied here to the rectified filter outputs so
+  paper applied to its spectrogram inputs, applied here to the full-wave rectified outputs so
   the raw front-end lands in a comparable dynamic range (``compression="relu"`` gives a
   plain ReLU instead, ``"none"`` the linear output).
 
-  Padding: zeros, ``(kernel_size - 1) // 2`` on the left and up to
+  Padding: zeros, ``kernel_size // 2`` on the left and up to length
   ``(frames - 1) * hop + kernel_size`` on the right, so frames = ceil(time / hop) and frame
-  ``t`` starts at sample ``t * hop`` when ``kernel_size == hop``.
+  ``t`` is centred on sample ``t * hop``.
 
   Attributes
   ----------
@@ -120,7 +121,7 @@ class StridedConv(nn.Module):
       return nn.relu(y)
     return y
 
-  def frequency_responses(self, n_freqs: int = 512):
+  def frequency_responses(self, n_freqs: int = 512) -> dict:
     """``{"filterbank": {"freqs_hz": (n_freqs,), "magnitude": (n_filters, n_freqs)}}``:
     |DTFT| of the current learned kernels, 0 to sample_rate / 2."""
     freqs, mag = fir_magnitude_response(self.kernel[:, 0, :].T, n_freqs, self.sample_rate)

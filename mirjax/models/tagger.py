@@ -20,6 +20,6 @@ class Tagger(nn.Module):
     """audio (batch, time) float32 -> {"tagging": logits (batch, n_outputs)}."""
     return {"tagging": self.backend(self.frontend(audio, train), train)}
 
-  def frequency_responses(self, n_freqs: int = 512):
+  def frequency_responses(self, n_freqs: int = 512) -> dict:
     """The front-end's `frequency_responses` (current filters)."""
     return self.frontend.frequency_responses(n_freqs)

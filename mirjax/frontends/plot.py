@@ -1,0 +1,45 @@
+"""Plots of front-end filter magnitude responses (the dict `frequency_responses` returns)."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_frequency_responses(responses: dict, path: str, title: str = "",
+                             db_range: float = 60.0) -> str:
+  """Draw one panel per filter bank and save the figure.
+
+  Parameters
+  ----------
+  responses : dict, ``{bank_name: {"freqs_hz": (n_freqs,), "magnitude": (n_filters,
+    n_freqs)}}`` as returned by a front-end's ``frequency_responses``
+  path : str, output image file (format from the extension, e.g. ".png")
+  title : str, figure title (default "")
+  db_range : float, dB shown below each bank's peak (default 60.0); magnitudes are drawn
+    as ``20 log10(|H| / max |H|)`` over the whole bank
+
+  Returns
+  -------
+  path
+  """
+  names = list(responses)
+  fig, axes = plt.subplots(len(names), 1, figsize=(8, 3 * len(names)), squeeze=False)
+  for ax, name in zip(axes[:, 0], names):
+    freqs = np.asarray(responses[name]["freqs_hz"])
+    mag = np.asarray(responses[name]["magnitude"], np.float64)
+    db = 20.0 * np.log10(np.maximum(mag / max(mag.max(), 1e-30), 1e-12))
+    colors = plt.cm.viridis(np.linspace(0.0, 1.0, len(db)))
+    for row, color in zip(db, colors):
+      ax.plot(freqs, row, color=color, linewidth=0.8)
+    ax.set_ylim(-db_range, 3.0)
+    ax.set_xlim(freqs[0], freqs[-1])
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("magnitude (dB)")
+    ax.set_title(f"{name}: {len(db)} filters")
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
