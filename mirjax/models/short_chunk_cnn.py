@@ -11,17 +11,33 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
+def max_along(x, axis):
+  """Max over one axis whose gradient goes to the arg-max by a gather.
+
+  jnp.max's gradient re-finds the maximum by equality with the forward value; under jit on
+  XLA CPU (jaxlib 0.10.2) a recomputed, differently fused operand can miss that equality,
+  and the gradient came out wrong (checked against finite differences, even in float64).
+  """
+  i = jnp.argmax(x, axis=axis, keepdims=True)
+  return jnp.squeeze(jnp.take_along_axis(x, i, axis=axis), axis)
+
+
 def max_pool_2x2(x):
   """2x2 max-pool with stride 2 over axes 1 and 2 of NHWC ``x``, by crop + reshape + max.
 
   An axis shorter than 2 is not pooled; an odd length drops its last row (VALID pooling).
-  Same values and gradients as ``nn.max_pool(x, (2, 2), (2, 2))`` but a faster gradient
-  on XLA CPU (DESIGN.md section 4).
+  Same values as ``nn.max_pool(x, (2, 2), (2, 2))``, with a faster gradient on XLA CPU
+  (DESIGN.md section 4).
   """
   b, h, w, c = x.shape
   ph, pw = (2 if h >= 2 else 1), (2 if w >= 2 else 1)
-  x = x[:, :h - h % ph, :w - w % pw]
-  return x.reshape(b, h // ph, ph, w // pw, pw, c).max(axis=(2, 4))
+  x = x[:, :h - h % ph, :w - w % pw].reshape(b, h // ph, ph, w // pw, pw, c)
+  return max_along(max_along(x, 4), 2)
+
+
+def global_max_pool(x):
+  """(batch, frames, features, channels) -> (batch, channels), max over frames and features."""
+  return max_along(x.reshape(x.shape[0], -1, x.shape[-1]), 1)
 
 
 class ShortChunkCNN(nn.Module):
@@ -63,7 +79,7 @@ class ShortChunkCNN(nn.Module):
       x = nn.Conv(width, (3, 3), padding="SAME", use_bias=False, name=f"conv{i}")(x)
       x = nn.relu(norm(name=f"bn{i}")(x))
       x = max_pool_2x2(x)
-    x = jnp.max(x, axis=(1, 2))  # global max pool over time and frequency
+    x = global_max_pool(x)
     x = nn.Dense(self.dense, use_bias=False, name="dense")(x)
     x = nn.relu(norm(name="dense_bn")(x))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)

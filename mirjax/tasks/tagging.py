@@ -36,7 +36,7 @@ class Tagging:
     out = {}
     for b in self.branches:
       roc = evaluation.per_tag_roc_auc(labels, scores[b])
-      pr = evaluation.per_tag_pr_auc(labels, scores[b])
+      pr = evaluation.per_tag_average_precision(labels, scores[b])
       prefix = "" if len(self.branches) == 1 else f"{b}/"
       out[prefix + "roc_auc"] = float(np.nanmean(roc))
       out[prefix + "pr_auc"] = float(np.nanmean(pr))
