@@ -38,6 +38,8 @@ def _start_distributed():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; settings go in --config.FIELD=VALUE")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # library INFO logs (orbax) drown the progress bar
   config = flags.FLAGS.config
   if config.job not in JOBS:
     raise app.UsageError(f"config.job={config.job!r} is not a job mirjax has; choose one of {JOBS}")

@@ -13,8 +13,11 @@ from tqdm.auto import tqdm
 
 
 def _scalar(v):
+  """float(v) for a number or a one-element array, None for anything else (e.g. per-tag dicts)."""
+  if isinstance(v, (dict, list, tuple, str)):
+    return None
   v = np.asarray(v)
-  return float(v) if v.size == 1 else None
+  return float(v) if v.size == 1 and v.dtype.kind in "biuf" else None
 
 
 class MetricWriter:

@@ -18,7 +18,7 @@ def _apply(model, params, model_state, audio, **kw):
 def train_step(state: TrainState, batch, *, model, task, tx):
   """One optimizer step on per-branch gradients.
 
-  losses, vjp = vjp(params -> [loss_k]); mapping vjp over the rows of I gives every
+  losses, vjp = vjp(params -> [loss_k]); branch_grads = vmap(vjp)(I) gives every
   leaf a leading branch axis; the optax chain combines branches, then updates.
   """
   step_rng = jax.random.fold_in(state.rng, state.step)
@@ -30,8 +30,7 @@ def train_step(state: TrainState, batch, *, model, task, tx):
     return jnp.stack([losses[b] for b in task.branches]), new_model_state
 
   losses, vjp, new_model_state = jax.vjp(branch_losses, state.params, has_aux=True)
-  # lax.map, not vmap: vmapped conv backward passes gave wrong gradients (NaN) on XLA CPU, jaxlib 0.10.2.
-  (branch_grads,) = jax.lax.map(vjp, jnp.eye(losses.shape[0], dtype=losses.dtype))
+  (branch_grads,) = jax.vmap(vjp)(jnp.eye(losses.shape[0], dtype=losses.dtype))
   updates, opt_state = tx.update(branch_grads, state.opt_state, state.params, branch_losses=losses)
   params = optax.apply_updates(state.params, updates)
 
