@@ -119,3 +119,86 @@ def load_audio(path, sample_rate: int, mono: bool = True) -> np.ndarray:
     audio = soxr.resample(audio, file_rate, sample_rate, quality=RESAMPLE_QUALITY)
   audio = np.ascontiguousarray(audio.T, dtype=np.float32)
   return audio[0] if mono else audio
+
+
+def stream_windows(path, sample_rate: int, window: int, hop: int, block_seconds: float = 20.0):
+  """Mono windows of a file of any length at `sample_rate`, read and resampled block by
+  block, so memory stays bounded by a block and a window whatever the file's length.
+
+  Windows start every `hop` samples; a tail the windows did not reach is scored by a last
+  window that ends at the file's end (zero-padded when the file is shorter than a window).
+
+  Args:
+    path: an audio file soundfile reads (WAV, FLAC, OGG, MP3, ...).
+    sample_rate: output rate in Hz; soxr "HQ" resampling as in `load_audio`.
+    window, hop: window length and hop in output samples.
+    block_seconds: seconds read from the file at a time.
+
+  Yields:
+    (start_sample, float32 array (window,)).
+
+  Raises:
+    AudioReadError: the file is missing, empty, undecodable, or decodes to no samples (raised
+      before the first window; a file corrupt in the middle raises where it breaks).
+  """
+  path = _check_file(path)
+  try:
+    f = sf.SoundFile(path)
+  except (sf.SoundFileError, RuntimeError) as err:
+    raise _undecodable(path, err) from err
+  with f:
+    resampler = None if f.samplerate == sample_rate else soxr.ResampleStream(
+        f.samplerate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+    block = max(1, int(block_seconds * f.samplerate))
+    buf, offset, total, done = np.zeros(0, np.float32), 0, 0, False  # buf[0] is sample `offset`
+    next_start = 0
+    while not done:
+      try:
+        chunk = f.read(block, dtype="float32", always_2d=True)
+      except (sf.SoundFileError, RuntimeError) as err:
+        raise _undecodable(path, err) from err
+      done = len(chunk) < block
+      mono = chunk.mean(axis=1) if len(chunk) else np.zeros(0, np.float32)
+      if resampler is not None:
+        mono = resampler.resample_chunk(mono, last=done)
+      if not np.all(np.isfinite(mono)):
+        raise AudioReadError(f"audio file holds NaN or infinite samples: {path!r}.")
+      buf = np.concatenate([buf, mono.astype(np.float32)])
+      total += len(mono)
+      while next_start + window <= offset + len(buf):
+        i = next_start - offset
+        yield next_start, buf[i:i + window].copy()
+        next_start += hop
+      # Drop what no later window needs, but keep the last `window` samples for the tail.
+      keep = max(0, min(next_start, total - window) - offset)
+      buf, offset = buf[keep:], offset + keep
+    if total == 0:
+      raise AudioReadError(f"audio file has no samples: {path!r}. Replace or remove it.")
+    if next_start == 0 or next_start - hop + window < total:  # no window yet, or a tail left
+      start = max(0, total - window)
+      tail = buf[start - offset:]
+      yield start, np.pad(tail, (0, window - len(tail)))
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+  """float audio in [-1, 1] -> int16 PCM (x * 32768, rounded, clipped): how datasets store it."""
+  return np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def try_duration(path) -> float | str:
+  """A file's duration in seconds from its header (nothing is decoded), or why it cannot be
+  read: a module-level function, so dataset builders can map it over worker processes."""
+  try:
+    return audio_info(path).seconds
+  except AudioReadError as err:
+    return str(err)
+
+
+def try_decode(job: tuple[str, int]) -> np.ndarray | str:
+  """int16 mono audio of `path` at `sample_rate` (job = (path, sample_rate)), or why it
+  cannot be read; for worker processes, like `try_duration`."""
+  path, sample_rate = job
+  try:
+    return to_int16(load_audio(path, sample_rate))
+  except AudioReadError as err:
+    return str(err)

@@ -10,19 +10,16 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from mirjax.data import default_data_dir
 from mirjax.data.builders import audio_folder
 
 
-def default_data_dir() -> str:
-  """Env `MIRJAX_DATA_DIR` if set, else ~/.cache/mirjax/tfds."""
-  return os.environ.get("MIRJAX_DATA_DIR") or os.path.expanduser("~/.cache/mirjax/tfds")
-
-
 class NumpySource:
-  """A TFDS data source whose examples hold numpy values only (TFDS gives scalars as int).
+  """A TFDS data source whose examples hold numpy values only: TFDS gives int32 scalar
+  features as Python ints, this gives them as np.int32 (text stays bytes).
 
-  Supports len() and [i] -> {'audio': int16 (clip_samples,), 'tags': uint8 (n_tags,),
-  'file_index': int32 (), 'clip_index': int32 ()}.
+  Supports len() and [i] -> dict, e.g. {'audio': int16 (clip_samples,), 'tags': uint8
+  (n_tags,), 'file_index': int32 (), 'clip_index': int32 ()} for a folder dataset.
   """
 
   def __init__(self, source):
@@ -32,8 +29,7 @@ class NumpySource:
     return len(self.source)
 
   def __getitem__(self, i) -> dict:
-    return {k: np.asarray(v, np.int32) if k.endswith("_index") else v
-            for k, v in self.source[i].items()}
+    return {k: np.int32(v) if isinstance(v, int) else v for k, v in self.source[i].items()}
 
   def __repr__(self) -> str:
     return f"NumpySource({self.source!r})"
@@ -44,6 +40,7 @@ class Info:
   """What a folder dataset holds.
 
   Attributes:
+    name: what results call it, "folder/<builder config>" (the config names the folder's hash).
     tag_names: the tag vocabulary, sorted; `tags[i]` of an example is tag_names[i].
     sample_rate: audio rate in Hz.
     clip_samples: samples per clip (`audio` is int16 of this length).
@@ -54,6 +51,7 @@ class Info:
     too_short_files: readable files shorter than half a clip (they gave no clip).
     files: every path of tags.csv in order; an example's `file_index` indexes it.
   """
+  name: str
   tag_names: tuple[str, ...]
   sample_rate: int
   clip_samples: int
@@ -92,7 +90,8 @@ def load_folder(manual_dir, data_dir=None, sample_rate: int = 16000, clip_second
   sources = {s: NumpySource(builder.as_data_source(s)) for s in splits}
   skipped = dict(meta["skipped_files"])
   info = Info(
-      tag_names=tuple(meta["tag_names"]), sample_rate=int(meta["sample_rate"]),
+      name=f"folder/{builder.builder_config.name}", tag_names=tuple(meta["tag_names"]),
+      sample_rate=int(meta["sample_rate"]),
       clip_samples=int(meta["clip_samples"]),
       num_examples={s: int(builder.info.splits[s].num_examples) for s in splits},
       skipped=int(meta["skipped"]), skipped_files=tuple(sorted(skipped)), skip_reasons=skipped,

@@ -27,17 +27,33 @@ def load(cfg):
   return _load(cfg)
 
 
+DATASETS = {  # data.name -> what --config.data.manual_dir must hold
+    "embedded": None,
+    "folder": "your audio files + tags.csv",
+    "mtat": "the MagnaTagATune distribution: annotations_final.csv, clip_info_final.csv, 0/..f/",
+    "gtzan": "GTZAN: genres/<genre>/<genre>.NNNNN.wav",
+}
+
+
 def _load(cfg):
+  if cfg.name not in DATASETS:
+    raise ValueError(f"unknown data.name {cfg.name!r}; mirjax has {sorted(DATASETS)}")
+  data_dir = cfg.data_dir or None
   if cfg.name == "embedded":
     from mirjax.data import embedded
-    return embedded.load(cfg.config, data_dir=cfg.data_dir or None)
+    return embedded.load(cfg.config, data_dir=data_dir)
+  if not cfg.manual_dir:
+    raise ValueError(f"data.name={cfg.name!r} reads a local folder: pass "
+                     f"--config.data.manual_dir=DIR with {DATASETS[cfg.name]}")
   if cfg.name == "folder":
     from mirjax.data import folder
-    if not cfg.manual_dir:
-      raise ValueError("data.name='folder' needs --config.data.manual_dir=DIR (audio files + tags.csv)")
-    return folder.load_folder(cfg.manual_dir, data_dir=cfg.data_dir or None,
-                              sample_rate=cfg.sample_rate, clip_seconds=cfg.clip_seconds)
-  raise ValueError(f"unknown data.name {cfg.name!r}; mirjax has 'embedded' and 'folder'")
+    return folder.load_folder(cfg.manual_dir, data_dir=data_dir, sample_rate=cfg.sample_rate,
+                              clip_seconds=cfg.clip_seconds)
+  from mirjax.data import public
+  if cfg.name == "mtat":
+    return public.load_mtat(cfg.manual_dir, data_dir, convention=cfg.convention,
+                            sample_rate=cfg.sample_rate, top_k=cfg.top_k)
+  return public.load_gtzan(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
 
 
 def to_float(audio: np.ndarray) -> np.ndarray:
@@ -50,12 +66,14 @@ def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
   return np.pad(audio, (0, n - len(audio))) if len(audio) < n else audio
 
 
-def train_iterator(source, *, local_batch: int, crop: int, seed: int, read_threads: int = 2):
-  """Infinite iterator of {'audio': (local_batch, crop) f32, 'tags': ...} for this process."""
+def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: str = "tags",
+                   read_threads: int = 2):
+  """Infinite iterator of {'audio': (local_batch, crop) f32, target: ...} for this process;
+  `target` names the example field of the ground truth ('tags', 'label', ...)."""
   def random_crop(ex, rng: np.random.Generator):
     audio = fit_length(ex["audio"], crop)
     start = int(rng.integers(0, len(audio) - crop + 1))
-    return {"audio": to_float(audio[start:start + crop]), "tags": ex["tags"]}
+    return {"audio": to_float(audio[start:start + crop]), target: ex[target]}
 
   ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
   ds = ds[jax.process_index()::jax.process_count()]
@@ -68,19 +86,20 @@ def chunk_starts(length: int, crop: int, n_chunks: int) -> np.ndarray:
   return np.linspace(0, max(length - crop, 0), n_chunks).round().astype(int)
 
 
-def eval_batches(source, *, global_batch: int, crop: int, n_chunks: int, read_threads: int = 2):
+def eval_batches(source, *, global_batch: int, crop: int, n_chunks: int, target: str = "tags",
+                 read_threads: int = 2):
   """Yields this process's part of each global batch:
-  {'audio': (local, n_chunks, crop) f32, 'tags': ..., 'mask': (local,) bool}."""
+  {'audio': (local, n_chunks, crop) f32, target: ..., 'mask': (local,) bool}."""
   n, procs, p = len(source), jax.process_count(), jax.process_index()
   local = global_batch // procs
   total = math.ceil(n / global_batch) * global_batch
   first = source[0]
 
   def read(i):
-    ex = source[i] if i < n else {"audio": np.zeros_like(first["audio"]), "tags": np.zeros_like(first["tags"])}
+    ex = source[i] if i < n else {"audio": np.zeros(crop, np.int16), target: np.zeros_like(first[target])}
     audio = fit_length(ex["audio"], crop)
     chunks = np.stack([audio[s:s + crop] for s in chunk_starts(len(audio), crop, n_chunks)])
-    return {"audio": to_float(chunks), "tags": ex["tags"], "mask": np.bool_(i < n)}
+    return {"audio": to_float(chunks), target: ex[target], "mask": np.bool_(i < n)}
 
   order = np.arange(total).reshape(-1, procs, local)[:, p].reshape(-1)
   ds = grain.MapDataset.source(order).map(read).batch(local)

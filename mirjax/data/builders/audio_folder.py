@@ -23,6 +23,7 @@ import tensorflow_datasets as tfds
 import tqdm
 
 from mirjax.data import audio_io
+from mirjax.data.builders import folder_digest
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +126,6 @@ def cut_clips(audio: np.ndarray, clip_samples: int) -> np.ndarray:
   return out
 
 
-def to_int16(audio: np.ndarray) -> np.ndarray:
-  """float in [-1, 1] -> int16 PCM (x * 32768, rounded, clipped)."""
-  return np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
-
-
 @dataclasses.dataclass(eq=False)
 class AudioFolderConfig(tfds.core.BuilderConfig):
   """Config of one folder's dataset; make it with `config_for_folder`.
@@ -162,19 +158,11 @@ def config_for_folder(manual_dir, sample_rate: int = 16000,
   if not clip_seconds > 0 or round(clip_seconds * sample_rate) < 1:
     raise ValueError(f"clip_seconds must be positive (at least one sample), got {clip_seconds!r}")
   rows = read_tags_csv(manual_dir)
-  digest = hashlib.sha256()
-  with open(os.path.join(manual_dir, TAGS_CSV), "rb") as f:
-    digest.update(f.read())
-  for r in rows:  # size and mtime: an edited audio file changes the config name
-    try:
-      st = os.stat(os.path.join(manual_dir, r.path))
-      digest.update(f"{r.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    except OSError:
-      digest.update(f"{r.path}\0missing\n".encode())
-  digest.update(f"{int(sample_rate)}\0{float(clip_seconds)!r}".encode())
+  digest = folder_digest(manual_dir, [r.path for r in rows], (TAGS_CSV,),
+                         salt=f"{int(sample_rate)}\0{float(clip_seconds)!r}")
   clip_ms = int(round(clip_seconds * 1000))
   return AudioFolderConfig(
-      name=f"sr{int(sample_rate)}_clip{clip_ms}ms_{digest.hexdigest()[:16]}",
+      name=f"sr{int(sample_rate)}_clip{clip_ms}ms_{digest}",
       description=f"{len(rows)} files from an audio folder",
       sample_rate=int(sample_rate), clip_seconds=float(clip_seconds),
       tag_names=tag_vocabulary(rows))
@@ -257,7 +245,7 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
       tags = np.zeros(len(cfg.tag_names), np.uint8)
       tags[[index[t] for t in r.tags]] = 1
       for k, clip in enumerate(self._clips(folder, r)):
-        yield f"{i:08d}_{k:06d}", {"audio": to_int16(clip), "tags": tags,
+        yield f"{i:08d}_{k:06d}", {"audio": audio_io.to_int16(clip), "tags": tags,
                                    "file_index": np.int32(i), "clip_index": np.int32(k)}
 
   def _download_and_prepare(self, dl_manager, download_config=None):

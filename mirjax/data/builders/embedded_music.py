@@ -11,7 +11,8 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from mirjax.data.embedded import clips, corpus, parallel, render, tags
+from mirjax.data import parallel
+from mirjax.data.embedded import clips, corpus, render, tags
 
 NAME = "mirjax_embedded_music"
 SPLITS = ("train", "valid", "test")

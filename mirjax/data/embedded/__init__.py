@@ -8,9 +8,10 @@ The first call builds the TFDS dataset `mirjax_embedded_music/<config>` (configs
 cache. Importing this package imports neither TFDS nor TensorFlow.
 """
 import dataclasses
-import os
 
-__all__ = ["Info", "load", "default_data_dir"]
+from mirjax.data import default_data_dir
+
+__all__ = ["Info", "load"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,22 +19,19 @@ class Info:
   """What a model needs to know about the dataset.
 
   Attributes:
+    name: what results call it, "embedded/<config>".
     tag_names: name of each position of the `tags` vector.
     sample_rate: Hz of `audio` (16,000).
     clip_samples: length of every `audio` array, in samples.
     num_examples: clips per split ("train", "valid", "test").
     skipped: pieces that failed to parse or render and were left out.
   """
+  name: str
   tag_names: tuple[str, ...]
   sample_rate: int
   clip_samples: int
   num_examples: dict[str, int]
   skipped: int
-
-
-def default_data_dir() -> str:
-  """`$MIRJAX_DATA_DIR` if set, else ~/.cache/mirjax/tfds."""
-  return os.environ.get("MIRJAX_DATA_DIR") or os.path.expanduser("~/.cache/mirjax/tfds")
 
 
 def load(config_name: str = "default", data_dir: str | None = None):
@@ -54,7 +52,8 @@ def load(config_name: str = "default", data_dir: str | None = None):
   builder.download_and_prepare()  # a no-op when the dataset is already there
   meta = builder.info.metadata
   info = Info(
-      tag_names=tuple(meta["tag_names"]), sample_rate=int(meta["sample_rate"]),
+      name=f"embedded/{config_name}", tag_names=tuple(meta["tag_names"]),
+      sample_rate=int(meta["sample_rate"]),
       clip_samples=int(meta["clip_samples"]),
       num_examples={s: int(builder.info.splits[s].num_examples) for s in SPLITS},
       skipped=int(meta["skipped"]))

@@ -1,0 +1,235 @@
+"""MagnaTagATune and GTZAN builders on small folders in the real layouts, faults included."""
+import csv
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mirjax.data import audio_io, public
+from mirjax.data.builders import gtzan, gtzan_splits, magnatagatune
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SR = 16000
+N_TAGS = 56  # more than 50, so the top-50 cut is exercised
+TAG_NAMES = [f"tag {j:02d}" for j in range(N_TAGS)]
+FOLDERS = "0123456789abcdef"
+
+
+def _tone(seconds, freq, sr=SR, seed=0):
+  t = np.arange(int(round(seconds * sr))) / sr
+  noise = np.random.default_rng(seed).standard_normal(t.size)
+  return (0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * noise).astype(np.float32)
+
+
+def _write_tsv(path, header, rows):
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f, delimiter="\t", quotechar='"', quoting=csv.QUOTE_ALL)
+    w.writerow(header)
+    w.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def mtat_folder(tmp_path_factory):
+  """Two readable clips per folder 0..f (29.2 s), plus: a clip with no top-50 tag, a short
+  clip, Pons's excluded clip 35644, and a missing, an empty and a corrupt MP3."""
+  root = tmp_path_factory.mktemp("mtat")
+  # Tag j is on clips whose index is divisible by a step that grows with j, so counts fall
+  # with j; the last 6 columns (ties broken by header order) drop out of the top 50.
+  clips = []  # (clip_id, folder, kind)
+  for k, folder in enumerate(FOLDERS):
+    clips += [(1000 + 2 * k, folder, "ok"), (1001 + 2 * k, folder, "ok")]
+  clips += [(2000, "1", "notags"), (2001, "2", "short"), (35644, "6", "ok"),
+            (2002, "3", "missing"), (2003, "d", "empty"), (2004, "c", "corrupt")]
+  rows, info_rows, expected = [], [], {}
+  for n, (cid, folder, kind) in enumerate(clips):
+    rel = f"{folder}/artist_{cid}-album-01-title_{cid}-0-29.mp3"
+    labels = [int(kind != "notags" and j < N_TAGS - 1 and (n % (1 + j // 8) == 0 or j == n % N_TAGS))
+              for j in range(N_TAGS)]
+    if kind == "notags":
+      labels[-1] = 1  # its one tag is on no other clip: the rarest, outside the top 50
+    rows.append([str(cid)] + [str(v) for v in labels] + [rel])
+    info_rows.append([str(cid), "1", f"title {cid}", f"artist {cid}", "album", "url", "0", "29",
+                      "orig", rel])
+    os.makedirs(root / folder, exist_ok=True)
+    path = root / rel
+    if kind in ("ok", "notags"):
+      sf.write(path, _tone(29.2, 200 + 10 * n, seed=n), SR, format="MP3")
+    elif kind == "short":
+      sf.write(path, _tone(20.0, 300, seed=n), SR, format="MP3")
+    elif kind == "empty":
+      path.write_bytes(b"")
+    elif kind == "corrupt":
+      path.write_bytes(np.random.default_rng(0).bytes(5000))
+    expected[cid] = (rel, kind, labels)
+  _write_tsv(root / magnatagatune.ANNOTATIONS, ["clip_id"] + TAG_NAMES + ["mp3_path"], rows)
+  _write_tsv(root / magnatagatune.CLIP_INFO,
+             ["clip_id", "track_number", "title", "artist", "album", "url", "segmentStart",
+              "segmentEnd", "original_url", "mp3_path"], info_rows)
+  return str(root), expected
+
+
+def _examples(src):
+  return [src[i] for i in range(len(src))]
+
+
+@pytest.fixture(scope="module")
+def mtat_built(mtat_folder, data_dir):
+  folder, _ = mtat_folder
+  return {c: public.load_mtat(folder, data_dir, convention=c) for c in magnatagatune.CONVENTIONS}
+
+
+def test_top50_tags_come_from_the_header_by_count(mtat_folder, mtat_built):
+  folder, expected = mtat_folder
+  _, info = mtat_built["all"]
+  labels = np.array([v[2] for v in expected.values()])
+  counts = labels.sum(axis=0)
+  order = sorted(range(N_TAGS), key=lambda j: (-counts[j], j))[:50]
+  assert info.tag_names == tuple(TAG_NAMES[j] for j in order)
+  assert len(info.tag_names) == 50
+
+
+def test_splits_follow_the_folders(mtat_built):
+  sources, _ = mtat_built["all"]
+  for split, folders in (("train", "0123456789ab"), ("valid", "c"), ("test", "def")):
+    paths = [ex["mp3_path"].decode() for ex in _examples(sources[split])]
+    assert paths and all(p[0] in folders for p in paths), (split, paths)
+
+
+def test_conventions_select_the_published_clips(mtat_built):
+  ids = {c: {int(ex["clip_id"]) for s in src.values() for ex in _examples(s)}
+         for c, (src, _) in mtat_built.items()}
+  readable = {1000 + i for i in range(32)} | {2000, 2001, 35644}
+  assert ids["all"] == readable
+  assert ids["pons"] == readable - {35644}
+  assert ids["clean"] == readable - {2000, 2001}  # no top-50 tag; shorter than 29.1 s
+  for c, (_, info) in mtat_built.items():
+    assert info.name == f"mtat/{c}"
+
+
+def test_bad_mp3s_are_skipped_counted_and_named(mtat_folder, data_dir, caplog):
+  folder, expected = mtat_folder
+  with caplog.at_level(logging.WARNING):
+    _, info = public.load_mtat(folder, data_dir, convention="all", sample_rate=8000)
+  bad = {rel: kind for rel, kind, _ in expected.values() if kind in ("missing", "empty", "corrupt")}
+  assert info.skipped == 3 and set(info.skipped_files) == set(bad)
+  for rel, kind in bad.items():
+    assert {"missing": "not found", "empty": "empty", "corrupt": "not a decodable"}[kind] in info.skipped_files[rel]
+  assert "skipped 3 unreadable" in caplog.text and all(rel in caplog.text for rel in bad)
+
+
+def test_audio_tags_and_clip_info_are_stored(mtat_folder, mtat_built, data_dir):
+  folder, expected = mtat_folder
+  sources, info = mtat_built["all"]
+  index = [TAG_NAMES.index(t) for t in info.tag_names]
+  seen = 0
+  for split in ("train", "valid", "test"):
+    for ex in _examples(sources[split]):
+      cid = int(ex["clip_id"])
+      rel, _, labels = expected[cid]
+      np.testing.assert_array_equal(ex["tags"], np.array(labels)[index])
+      assert ex["artist"].decode() == f"artist {cid}" and ex["title"].decode() == f"title {cid}"
+      if seen < 3:  # stored PCM = the decoded MP3, to int16 rounding
+        ref = audio_io.load_audio(os.path.join(folder, rel), SR)
+        assert ex["audio"].dtype == np.int16 and len(ex["audio"]) == len(ref)
+        np.testing.assert_allclose(ex["audio"] / 32768.0, ref, atol=1.0 / 32768)
+        seen += 1
+  # Resampled at build time: half the rate, half the samples.
+  src8, info8 = public.load_mtat(folder, data_dir, convention="all", sample_rate=8000)
+  assert info8.sample_rate == 8000
+  ex = src8["train"][0]
+  full = [e for e in _examples(sources["train"]) if int(e["clip_id"]) == int(ex["clip_id"])][0]
+  assert abs(len(ex["audio"]) - len(full["audio"]) / 2) <= 1
+
+
+def test_mtat_errors_say_what_to_do(tmp_path, data_dir):
+  with pytest.raises(magnatagatune.MagnaTagATuneError, match="not found"):
+    public.load_mtat(str(tmp_path / "nope"), data_dir)
+  with pytest.raises(magnatagatune.MagnaTagATuneError, match="annotations_final.csv"):
+    public.load_mtat(str(tmp_path), data_dir)
+  with pytest.raises(ValueError, match="clean"):
+    public.load_mtat(str(tmp_path), data_dir, convention="lee")
+
+
+def test_flagship_runs_on_mtat_with_the_chunk_protocol(mtat_folder, data_dir, tmp_path):
+  folder, _ = mtat_folder
+  env = dict(os.environ, MIRJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  cmd = [sys.executable, "-m", "mirjax.main", "--config=configs/sincmodnet.py:mtat",
+         f"--config.data.manual_dir={folder}", f"--workdir={tmp_path}",
+         "--config.train.num_steps=3", "--config.train.batch_size=8", "--config.eval.batch_size=8",
+         "--config.train.eval_every=3", "--config.train.checkpoint_every=3"]
+  p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert p.returncode == 0, p.stderr[-4000:]
+  results = json.load(open(tmp_path / "results.json"))
+  assert results["dataset"] == "mtat/clean" and "mtat/clean" in p.stdout
+  assert np.isfinite(results["test/roc_auc"])
+  with open(tmp_path / "per_tag.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 50 and {r["tag"] for r in rows} == set(results["test/per_tag_roc_auc"])
+  for r in rows:
+    if r["roc_auc"]:
+      assert float(r["roc_auc"]) == pytest.approx(results["test/per_tag_roc_auc"][r["tag"]], abs=1e-6)
+
+
+# --- GTZAN -------------------------------------------------------------------------------
+
+GTZAN_SR = 22050
+
+
+@pytest.fixture(scope="module")
+def gtzan_folder(tmp_path_factory):
+  """The first two files of each genre of each split (1 s at 22,050 Hz), the known corrupt
+  jazz.00054.wav, and a stray file outside the split."""
+  root = tmp_path_factory.mktemp("gtzan")
+  written = {}
+  for split in ("train", "valid", "test"):
+    by_genre = {}
+    for rel in gtzan_splits.files(split):
+      by_genre.setdefault(rel.split("/")[0], []).append(rel)
+    for genre, rels in by_genre.items():
+      for rel in rels[:2]:
+        os.makedirs(root / "genres" / genre, exist_ok=True)
+        sf.write(root / "genres" / rel, _tone(1.0, 100 + 20 * len(written), GTZAN_SR), GTZAN_SR)
+        written[rel] = split
+  (root / "genres/jazz/jazz.00054.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+  sf.write(root / "genres/rock/rock.00050.wav", _tone(1.0, 440, GTZAN_SR), GTZAN_SR)  # valid list
+  written["rock/rock.00050.wav"] = "valid"
+  return str(root), written
+
+
+def test_gtzan_fault_filtered_split_lists():
+  files = {s: gtzan_splits.files(s) for s in ("train", "valid", "test")}
+  assert {s: len(f) for s, f in files.items()} == {"train": 443, "valid": 197, "test": 290}
+  assert not (set(files["train"]) & set(files["valid"])) and not (set(files["train"]) & set(files["test"]))
+  assert not set(files["valid"]) & set(files["test"])
+  assert "jazz/jazz.00054.wav" in files["train"]
+
+
+def test_gtzan_builds_labels_splits_and_skips_the_corrupt_file(gtzan_folder, data_dir, caplog):
+  folder, written = gtzan_folder
+  with caplog.at_level(logging.WARNING):
+    sources, info = public.load_gtzan(folder, data_dir)
+  assert info.class_names == gtzan.GENRES and info.name == "gtzan/filtered"
+  assert "not a decodable" in info.skipped_files["jazz/jazz.00054.wav"]
+  assert "jazz/jazz.00054.wav" in caplog.text
+  got = {}
+  for split, src in sources.items():
+    for ex in _examples(src):
+      rel = ex["path"].decode()
+      got[rel] = split
+      assert gtzan.GENRES[int(ex["label"])] == rel.split("/")[0]
+      assert len(ex["audio"]) == SR  # 1 s resampled to 16 kHz
+  assert got == written
+  # Given the genres folder itself, the same files are found.
+  _, info2 = public.load_gtzan(os.path.join(folder, "genres"), data_dir)
+  assert info2.num_examples == info.num_examples
+
+
+def test_gtzan_missing_folder_is_a_clear_error(tmp_path, data_dir):
+  with pytest.raises(gtzan.GTZANError, match="genres"):
+    public.load_gtzan(str(tmp_path), data_dir)
