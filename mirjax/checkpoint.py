@@ -1,7 +1,8 @@
 """Checkpoints with orbax (the only module that imports it).
 
 A checkpoint holds the TrainState (restored onto the current mesh's shardings), the
-data iterator's state and the config that made it. A workdir whose checkpoint was
+data iterator's state, the config that made it and what a model needs to be used on its
+own (the dataset's tag or class names and sample rate). A workdir whose checkpoint was
 made by an incompatible config is refused before anything is written.
 """
 import os
@@ -47,13 +48,23 @@ class Checkpointer:
   def latest_step(self):
     return self.manager.latest_step()
 
-  def save(self, step: int, state, data_state: dict, config: dict, force: bool = False):
+  def save(self, step: int, state, data_state: dict, config: dict, meta: dict, force: bool = False):
+    """Saves `state` (pytree), `data_state`, `config` and `meta` (JSON dicts) as step `step`."""
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
-        config=ocp.args.JsonSave(config)), force=force)
+        config=ocp.args.JsonSave(config), meta=ocp.args.JsonSave(meta)), force=force)
 
   def saved_config(self, step: int) -> dict:
     return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
+
+  def saved_meta(self, step: int) -> dict:
+    """The `meta` dict saved with step `step` (dataset name, tag or class names, rate)."""
+    return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+  def restore_state(self, step: int, abstract_state):
+    """The TrainState of step `step` alone, placed like `abstract_state` (no config check)."""
+    return self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state))).state
 
   def restore(self, step: int, abstract_state, config: dict):
     """(state, data_state) of checkpoint `step`, placed like `abstract_state`.

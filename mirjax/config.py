@@ -1,7 +1,11 @@
 """Shared defaults of the tagging configs; every field is documented where it is set.
 
 A config file under configs/ calls `tagging(frontend, arg)` and then sets what makes its
-system what it is. `arg="smoke"` shrinks everything to a seconds-long run.
+system what it is. The variant `arg` picks the data and scale:
+  None     the embedded default data (made on this machine), ~10 minutes on a 2-core CPU
+  "smoke"  a tiny embedded set and a dozen steps: seconds, for tests
+  "mtat"   MagnaTagATune from --config.data.manual_dir, Won et al. (2020)'s protocol
+  "gtzan"  GTZAN genres from --config.data.manual_dir, fault-filtered split, classification
 """
 import ml_collections
 
@@ -14,19 +18,23 @@ def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0  # seeds parameters, data order, crops and dropout
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "embedded"  # "embedded" (music21 pieces rendered by mirjax) or "folder"
-  c.data.config = "default"  # builder config: "default" (~1,000+ clips) or "smoke" (tiny)
+  # "embedded" (music21 pieces rendered by mirjax), "folder" (your audio + tags.csv),
+  # "mtat" (MagnaTagATune) or "gtzan": the last three read --config.data.manual_dir
+  c.data.name = "embedded"
+  c.data.config = "default"  # "embedded" builder config: "default" (~1,100 clips) or "smoke"
   c.data.data_dir = ""  # TFDS data dir; "" -> $MIRJAX_DATA_DIR or ~/.cache/mirjax/tfds
-  c.data.manual_dir = ""  # "folder": your audio files + tags.csv (path,tags[,split])
-  c.data.sample_rate = 16000  # "folder": files are resampled to this rate, Hz
+  c.data.manual_dir = ""  # the dataset's folder, as distributed (folder / mtat / gtzan)
+  c.data.sample_rate = 16000  # folder / mtat / gtzan: audio is resampled to this rate, Hz
   c.data.clip_seconds = 10.0  # "folder": files are cut into clips of this length, seconds
+  c.data.convention = "clean"  # "mtat": which clips count: "clean", "pons" or "all"
+  c.data.top_k = 50  # "mtat": the most frequent tags kept
   c.data.crop_seconds = 3.0  # length of training crops and evaluation chunks, seconds
   c.data.read_threads = 2  # host threads reading and cropping examples
 
   c.model = models.default_config(frontend)  # front-end + back-end, see mirjax/models
 
   c.task = ml_collections.ConfigDict()
-  c.task.name = "tagging"  # multi-label tagging: sigmoid outputs, binary cross-entropy
+  c.task.name = "tagging"  # "tagging" (sigmoid, binary cross-entropy) or "classification" (softmax)
   c.task.branches = ("tagging",)  # output branches of the model that carry a loss
 
   c.optim = ml_collections.ConfigDict()
@@ -51,7 +59,7 @@ def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 32  # global evaluation batch of whole clips
-  c.eval.n_chunks = 4  # evenly spaced crops per clip whose predictions are averaged
+  c.eval.n_chunks = 4  # evenly spaced crops per clip whose predictions are averaged (Won et al. 2020)
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = -1  # data-parallel devices; -1: every device of every process
@@ -67,6 +75,25 @@ def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.warmup_steps = 2
     c.eval.batch_size = 16
     c.eval.n_chunks = 2
+  elif arg == "mtat":  # Won et al. (2020): 59,049-sample crops, 16 chunks per test clip
+    c.data.name = "mtat"
+    c.data.crop_seconds = 59049 / 16000
+    c.train.num_steps = 100_000  # ~105 epochs of the clean split at batch 16
+    c.train.log_every = 100
+    c.train.eval_every = 5000
+    c.train.checkpoint_every = 2500
+    c.optim.warmup_steps = 1000
+    c.eval.n_chunks = 16
+  elif arg == "gtzan":
+    c.data.name = "gtzan"
+    c.task.name = "classification"
+    c.task.branches = ("classification",)
+    c.train.num_steps = 10_000
+    c.train.log_every = 50
+    c.train.eval_every = 1000
+    c.train.checkpoint_every = 1000
+    c.optim.warmup_steps = 500
+    c.eval.n_chunks = 16
   elif arg:
-    raise ValueError(f"unknown config variant {arg!r}; use ':smoke' or nothing")
+    raise ValueError(f"unknown config variant {arg!r}; use ':smoke', ':mtat', ':gtzan' or nothing")
   return c

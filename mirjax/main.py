@@ -51,7 +51,11 @@ def main(argv):
   from mirjax.jobs import train
   try:
     train.train_and_evaluate(config, flags.FLAGS.workdir)
-  except IncompatibleCheckpointError as e:
+  except (IncompatibleCheckpointError, ValueError) as e:
+    # Bad settings or data (a missing folder, a wrong sample rate, an indivisible batch):
+    # the message says what to do; --verbosity=0 (or higher) shows where it was raised.
+    if logging.get_verbosity() >= logging.INFO:
+      raise
     sys.exit(f"error: {e}")
 
 

@@ -2,6 +2,7 @@
 
 The only module that writes logs; everything here is a no-op on processes other than 0.
 """
+import csv
 import json
 import math
 import os
@@ -67,16 +68,31 @@ class Progress:
 
 
 def write_results(workdir: str, results: dict):
-  """WORKDIR/results.json, plus a table of the scalar results on stdout."""
+  """WORKDIR/results.json, WORKDIR/per_tag.csv (when there are per-tag test metrics), and a
+  table of the scalar results on stdout."""
   if jax.process_index() != 0:
     return
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2, sort_keys=True)
+  if "test/per_tag_roc_auc" in results:
+    write_per_tag(os.path.join(workdir, "per_tag.csv"), results["test/per_tag_roc_auc"],
+                  results["test/per_tag_pr_auc"])
   print(format_table(results))
 
 
+def write_per_tag(path: str, roc_auc: dict, pr_auc: dict):
+  """A CSV with one row per tag: tag, roc_auc, pr_auc (empty where undefined), in the
+  dataset's tag order."""
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["tag", "roc_auc", "pr_auc"])
+    for tag, roc in roc_auc.items():
+      w.writerow([tag] + ["" if not math.isfinite(x) else f"{x:.6f}" for x in (roc, pr_auc[tag])])
+
+
 def format_table(results: dict) -> str:
-  rows = [(k, v) for k, v in sorted(results.items()) if isinstance(v, (int, float))]
+  """The scalar and text results as a two-column table (the dataset's name included)."""
+  rows = [(k, v) for k, v in sorted(results.items()) if isinstance(v, (int, float, str))]
   width = max((len(k) for k, _ in rows), default=6)
   lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ----------"]
   lines += [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}" for k, v in rows]

@@ -68,3 +68,12 @@ def test_accuracy_matches_sklearn():
   ref = skm.accuracy_score(y, logits.argmax(-1))
   assert abs(evaluation.accuracy(y, logits) - ref) < TOL
   assert abs(evaluation.accuracy(y, logits.argmax(-1)) - ref) < TOL
+
+
+@pytest.mark.parametrize("n_classes", [2, 5, 10])
+def test_balanced_accuracy_matches_sklearn(n_classes):
+  rng = np.random.default_rng(n_classes)
+  y = rng.integers(0, n_classes, 150)
+  logits = rng.standard_normal((150, n_classes)) + 2.0 * np.eye(n_classes)[y] * (rng.random(150) < 0.4)[:, None]
+  ref = skm.balanced_accuracy_score(y, logits.argmax(-1))
+  assert abs(evaluation.balanced_accuracy(y, logits) - ref) < TOL

@@ -9,7 +9,7 @@ import pytest
 from optax.experimental import aggregating
 
 from mirjax import checkpoint, config as base_config, models, optim, sharding, steps, tasks
-from mirjax.jobs.train import init_state
+from mirjax.system import init_state
 
 
 class _Info:
@@ -110,13 +110,14 @@ def test_checkpoint_saved_on_one_mesh_restores_onto_another(tmp_path):
   mesh8, mesh2 = sharding.make_mesh(-1), jax.make_mesh((2,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[6:8])
   state, _ = _run(mesh8, model, task, tx, n_steps=1)
   ckpt = checkpoint.Checkpointer(str(tmp_path))
-  ckpt.save(1, state, {"train": {"next_index": 3}}, cfg.to_dict())
+  ckpt.save(1, state, {"train": {"next_index": 3}}, cfg.to_dict(), {"tag_names": ["a", "b", "c"]})
   ckpt.wait_until_finished()
   abstract = jax.eval_shape(lambda: state)
   target = jax.tree.map(lambda _: sharding.replicated(mesh2), abstract)
   restored, data_state = ckpt.restore(1, checkpoint.abstract_with_shardings(abstract, target), cfg.to_dict())
   ckpt.close()
   assert data_state == {"train": {"next_index": 3}}
+  assert ckpt.saved_meta(1) == {"tag_names": ["a", "b", "c"]}
   for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(restored)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   leaf = jax.tree.leaves(restored.params)[0]
@@ -127,7 +128,7 @@ def test_incompatible_checkpoint_is_refused(tmp_path):
   cfg, model, task, tx = _setup()
   state, _ = _run(sharding.make_mesh(-1), model, task, tx, n_steps=1)
   ckpt = checkpoint.Checkpointer(str(tmp_path))
-  ckpt.save(1, state, {"train": {}}, cfg.to_dict())
+  ckpt.save(1, state, {"train": {}}, cfg.to_dict(), {})
   ckpt.wait_until_finished()
   other = base_config.tagging("sincnet", "smoke").to_dict()
   with pytest.raises(checkpoint.IncompatibleCheckpointError, match="model.frontend.name"):

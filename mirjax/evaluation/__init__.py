@@ -1,6 +1,7 @@
 """Metrics on host arrays."""
 from mirjax.evaluation.metrics import accuracy
 from mirjax.evaluation.metrics import average_precision
+from mirjax.evaluation.metrics import balanced_accuracy
 from mirjax.evaluation.metrics import macro_pr_auc
 from mirjax.evaluation.metrics import macro_roc_auc
 from mirjax.evaluation.metrics import per_tag_average_precision

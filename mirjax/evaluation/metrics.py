@@ -141,3 +141,17 @@ def accuracy(y_true, y_pred):
   if y_pred.shape != y_true.shape:
     raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
   return float(np.mean(y_pred == y_true))
+
+
+def balanced_accuracy(y_true, y_pred):
+  """Mean over the classes present in ``y_true`` of the fraction of each class predicted
+  right (mean recall), as scikit-learn's ``balanced_accuracy_score``.
+
+  Parameters: as `accuracy`. Returns float in [0, 1].
+  """
+  y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+  if y_pred.ndim == y_true.ndim + 1:
+    y_pred = np.argmax(y_pred, axis=-1)
+  if y_pred.shape != y_true.shape:
+    raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
+  return float(np.mean([np.mean(y_pred[y_true == k] == k) for k in np.unique(y_true)]))

@@ -44,17 +44,18 @@ def _build_backend(cfg, n_outputs):
   return cls(n_outputs=n_outputs, **fields)
 
 
-def build(model_cfg, n_outputs: int):
+def build(model_cfg, n_outputs: int, branches=("tagging",)):
   """Model from a config with fields ``name`` ("tagger"), ``frontend``, ``backend``.
 
   Parameters
   ----------
   model_cfg : ConfigDict, e.g. from `default_config`
-  n_outputs : int, number of output logits (tags)
+  n_outputs : int, number of output logits (tags or classes)
+  branches : the task's output branches; a "tagger" has exactly one
 
   Returns
   -------
-  Tagger whose ``apply`` gives ``{"tagging": logits (batch, n_outputs)}``
+  Tagger whose ``apply`` gives ``{branches[0]: logits (batch, n_outputs)}``
   """
   if model_cfg.name not in MODELS:
     raise ValueError(f"unknown model {model_cfg.name!r}; valid: {list(MODELS)}")
@@ -62,5 +63,7 @@ def build(model_cfg, n_outputs: int):
   if unknown:
     raise ValueError(f"unknown fields {unknown} for model 'tagger'; valid: "
                      "['backend', 'frontend', 'name']")
+  if len(branches) != 1:
+    raise ValueError(f"model 'tagger' has one output branch; the task asks for {list(branches)}")
   return Tagger(frontend=frontends.build(model_cfg.frontend),
-                backend=_build_backend(model_cfg.backend, n_outputs))
+                backend=_build_backend(model_cfg.backend, n_outputs), branch=branches[0])

@@ -1,4 +1,4 @@
-"""A tagging model: any front-end followed by any back-end, one output branch."""
+"""A one-branch audio model: any front-end followed by any back-end (tagging or classification)."""
 import flax.linen as nn
 
 
@@ -9,16 +9,18 @@ class Tagger(nn.Module):
   ----------
   frontend : nn.Module, (batch, time) audio -> (batch, frames, features[, channels])
   backend : nn.Module, features -> logits (batch, n_outputs); called as ``backend(x, train)``
+  branch : str, the name of the one output branch (default "tagging")
 
-  ``__call__(audio, train)`` returns ``{"tagging": logits}``: a dict of branch outputs, since
+  ``__call__(audio, train)`` returns ``{branch: logits}``: a dict of branch outputs, since
   the training system treats every model as multi-branch.
   """
   frontend: nn.Module
   backend: nn.Module
+  branch: str = "tagging"
 
   def __call__(self, audio, train: bool = False):
-    """audio (batch, time) float32 -> {"tagging": logits (batch, n_outputs)}."""
-    return {"tagging": self.backend(self.frontend(audio, train), train)}
+    """audio (batch, time) float32 -> {branch: logits (batch, n_outputs)}."""
+    return {self.branch: self.backend(self.frontend(audio, train), train)}
 
   def frequency_responses(self, n_freqs: int = 512) -> dict:
     """The front-end's `frequency_responses` (current filters)."""

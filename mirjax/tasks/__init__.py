@@ -1,10 +1,22 @@
-"""Tasks: `build(cfg, info)` -> an object with `branches`, `losses(outputs, batch)`
-(device, per-branch scalars), `predict(outputs)` (device) and `evaluate(labels, scores)`
-(host metrics)."""
+"""Tasks: `build(cfg, info)` -> an object with `branches`, `target` (the example field of
+the ground truth), `n_outputs`, `losses(outputs, batch)` (device, per-branch scalars),
+`predict(outputs)` (device) and `evaluate(labels, scores)` (host metrics)."""
+from mirjax.tasks.classification import Classification
 from mirjax.tasks.tagging import Tagging
+
+TASKS = ("tagging", "classification")
 
 
 def build(cfg, info):
+  """The task named by cfg.name, over the dataset described by `info`."""
   if cfg.name == "tagging":
+    if not getattr(info, "tag_names", ()):
+      raise ValueError("task.name='tagging' needs a multi-label dataset (tags); this one has "
+                       "classes: use --config.task.name=classification")
     return Tagging(info.tag_names, branches=tuple(cfg.branches))
-  raise ValueError(f"unknown task.name {cfg.name!r}; mirjax has 'tagging'")
+  if cfg.name == "classification":
+    if not getattr(info, "class_names", ()):
+      raise ValueError("task.name='classification' needs a single-label dataset (classes); "
+                       "this one has tags: use --config.task.name=tagging")
+    return Classification(info.class_names, branches=tuple(cfg.branches))
+  raise ValueError(f"unknown task.name {cfg.name!r}; mirjax has {list(TASKS)}")

@@ -13,10 +13,15 @@ class Tagging:
   The model returns {branch: logits (batch, n_tags)}; every branch is trained against
   the same multi-hot `tags` with mean binary cross-entropy over examples and tags.
   """
+  target = "tags"  # the example field holding the ground truth
 
   def __init__(self, tag_names, branches=("tagging",)):
     self.tag_names = tuple(tag_names)
     self.branches = tuple(branches)
+
+  @property
+  def n_outputs(self) -> int:
+    return len(self.tag_names)
 
   def losses(self, outputs, batch):
     """{branch: scalar mean BCE}; batch["tags"] is (batch, n_tags) in {0, 1}."""

@@ -1,0 +1,96 @@
+"""What a config makes before any array exists: model, task, optimizer and the state's shapes.
+
+Shared by the jobs that train and by the commands that use a trained model (mirjax.tag).
+"""
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from mirjax import models, optim, tasks
+from mirjax.state import TrainState
+
+
+class System(NamedTuple):
+  """What a config makes, before any array exists: the parts and the state's shapes."""
+  model: Any
+  task: Any
+  tx: Any
+  crop: int  # samples per training crop and evaluation chunk
+  make_state: Any  # rng -> fresh TrainState
+  abstract_state: Any  # ShapeDtypeStructs of the TrainState
+
+
+def init_state(rng, *, model, tx, example_audio):
+  """A fresh TrainState: parameters and batch statistics from `model.init`."""
+  params_rng, dropout_rng, run_rng = jax.random.split(rng, 3)
+  variables = dict(model.init({"params": params_rng, "dropout": dropout_rng}, example_audio, train=False))
+  params = variables.pop("params")
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
+                    opt_state=tx.init(params), rng=run_rng)
+
+
+def build_system(config, info) -> System:
+  """Model, task and optimizer of `config` for a dataset described by `info`.
+
+  Raises ValueError when the dataset's sample rate is not the one the model expects.
+  """
+  model_rate = config.model.frontend.sample_rate
+  if info.sample_rate != model_rate:
+    raise ValueError(
+        f"the dataset {info.name} is at {info.sample_rate} Hz but the model's front-end expects "
+        f"{model_rate} Hz: set --config.data.sample_rate={model_rate} (the audio is resampled "
+        f"when the dataset is built) or --config.model.frontend.sample_rate={info.sample_rate}")
+  task = tasks.build(config.task, info)
+  model = models.build(config.model, n_outputs=task.n_outputs, branches=task.branches)
+  tx = optim.build(config.optim, task.branches, config.train.num_steps)
+  crop = int(round(config.data.crop_seconds * info.sample_rate))
+  make_state = functools.partial(init_state, model=model, tx=tx, example_audio=jnp.zeros((1, crop)))
+  abstract = jax.eval_shape(make_state, jax.random.PRNGKey(config.seed))
+  return System(model, task, tx, crop, make_state, abstract)
+
+
+def checkpoint_meta(info, task) -> dict:
+  """What the checkpoint keeps about the data, so the model can be used without it."""
+  return {"dataset": info.name, "sample_rate": int(info.sample_rate), "task": type(task).__name__,
+          "tag_names": list(getattr(info, "tag_names", ())),
+          "class_names": list(getattr(info, "class_names", ()))}
+
+
+def load_trained(workdir: str, step: int | None = None):
+  """A trained model from a workdir, on this process's first device.
+
+  Args:
+    workdir: the --workdir of a training run.
+    step: checkpoint step; default the newest.
+
+  Returns:
+    (system, state, meta): the `System` the run's stored config makes, its restored
+    TrainState, and the stored `checkpoint_meta` (dataset name, tag or class names, rate).
+
+  Raises:
+    FileNotFoundError: the workdir holds no checkpoint.
+  """
+  import types
+  import ml_collections
+  from mirjax import checkpoint, sharding
+  ckpt = checkpoint.Checkpointer(workdir)
+  try:
+    step = ckpt.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(
+          f"no checkpoint in {workdir!r}: train a model there first, e.g. "
+          f"python -m mirjax.main --config=configs/sincmodnet.py --workdir={workdir}")
+    config = ml_collections.ConfigDict(ckpt.saved_config(step))
+    meta = ckpt.saved_meta(step)
+    info = types.SimpleNamespace(name=meta["dataset"], sample_rate=meta["sample_rate"],
+                                 tag_names=tuple(meta["tag_names"]),
+                                 class_names=tuple(meta["class_names"]))
+    system = build_system(config, info)
+    mesh = sharding.make_mesh(1)
+    target = jax.tree.map(lambda _: sharding.replicated(mesh), system.abstract_state)
+    state = ckpt.restore_state(step, checkpoint.abstract_with_shardings(system.abstract_state, target))
+  finally:
+    ckpt.close()
+  return system, state, meta
