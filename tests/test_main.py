@@ -3,7 +3,6 @@ processes, and bad input (unknown config field, a workdir of an incompatible con
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -82,21 +81,23 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, data_dir, reference
     np.testing.assert_array_equal(a, b)
 
 
-def test_two_processes(tmp_path, data_dir, reference):
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  procs = [subprocess.Popen(
-      _cmd(str(tmp_path), extra=[f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-                                 f"--process_id={i}"]),
-      cwd=ROOT, env=_env(data_dir, devices=4), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-      for i in range(2)]
-  outs = [p.communicate(timeout=600) for p in procs]
-  for p, (out, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-5000:]
+def test_two_processes_with_the_local_launcher(tmp_path, data_dir, reference):
+  """launch/local.sh starts two CPU processes (4 devices each) as one 8-device job."""
+  p = subprocess.run(["bash", "launch/local.sh", "2", f"--config={SMOKE}", f"--workdir={tmp_path}"],
+                     cwd=ROOT, env=dict(_env(data_dir, devices=4), PYTHON=sys.executable),
+                     capture_output=True, text=True, timeout=600)
+  assert p.returncode == 0, p.stderr[-5000:]
   results = json.load(open(tmp_path / "results.json"))
   assert results["processes"] == 2 and results["devices"] == 8
   assert np.isfinite(results["test/roc_auc"])
+
+
+def test_local_launcher_stops_the_job_when_a_process_fails(tmp_path, data_dir):
+  p = subprocess.run(["bash", "launch/local.sh", "2", f"--config={SMOKE}", f"--workdir={tmp_path}",
+                      "--config.train.batch_size=7"],
+                     cwd=ROOT, env=dict(_env(data_dir, devices=4), PYTHON=sys.executable),
+                     capture_output=True, text=True, timeout=300)
+  assert p.returncode != 0 and "divisible" in p.stderr
 
 
 def test_unknown_config_field_is_a_clear_error(tmp_path, data_dir):
