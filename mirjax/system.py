@@ -31,17 +31,22 @@ def init_state(rng, *, model, tx, example_audio):
                     opt_state=tx.init(params), rng=run_rng)
 
 
+def check_sample_rate(config, rate: int, dataset: str):
+  """Raise ValueError, saying what to set, unless `rate` is the model's sample rate."""
+  model_rate = config.model.frontend.sample_rate
+  if rate != model_rate:
+    raise ValueError(
+        f"the dataset {dataset} is at {rate} Hz but the model's front-end expects {model_rate} Hz: "
+        f"set --config.data.sample_rate={model_rate} (the audio is resampled when the dataset "
+        f"is built) or --config.model.frontend.sample_rate={rate}")
+
+
 def build_system(config, info) -> System:
   """Model, task and optimizer of `config` for a dataset described by `info`.
 
   Raises ValueError when the dataset's sample rate is not the one the model expects.
   """
-  model_rate = config.model.frontend.sample_rate
-  if info.sample_rate != model_rate:
-    raise ValueError(
-        f"the dataset {info.name} is at {info.sample_rate} Hz but the model's front-end expects "
-        f"{model_rate} Hz: set --config.data.sample_rate={model_rate} (the audio is resampled "
-        f"when the dataset is built) or --config.model.frontend.sample_rate={info.sample_rate}")
+  check_sample_rate(config, info.sample_rate, info.name)
   task = tasks.build(config.task, info)
   model = models.build(config.model, n_outputs=task.n_outputs, branches=task.branches)
   tx = optim.build(config.optim, task.branches, config.train.num_steps)

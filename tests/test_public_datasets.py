@@ -155,15 +155,19 @@ def test_mtat_errors_say_what_to_do(tmp_path, data_dir):
     public.load_mtat(str(tmp_path), data_dir, convention="lee")
 
 
-def test_flagship_runs_on_mtat_with_the_chunk_protocol(mtat_folder, data_dir, tmp_path):
-  folder, _ = mtat_folder
+def _main(config, folder, workdir, data_dir, *extra):
   env = dict(os.environ, MIRJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=8")
-  cmd = [sys.executable, "-m", "mirjax.main", "--config=configs/sincmodnet.py:mtat",
-         f"--config.data.manual_dir={folder}", f"--workdir={tmp_path}",
+  cmd = [sys.executable, "-m", "mirjax.main", f"--config={config}",
+         f"--config.data.manual_dir={folder}", f"--workdir={workdir}",
          "--config.train.num_steps=3", "--config.train.batch_size=8", "--config.eval.batch_size=8",
-         "--config.train.eval_every=3", "--config.train.checkpoint_every=3"]
-  p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+         "--config.train.eval_every=3", "--config.train.checkpoint_every=3", *extra]
+  return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_flagship_runs_on_mtat_with_the_chunk_protocol(mtat_folder, data_dir, tmp_path):
+  folder, _ = mtat_folder
+  p = _main("configs/sincmodnet.py:mtat", folder, tmp_path, data_dir)
   assert p.returncode == 0, p.stderr[-4000:]
   results = json.load(open(tmp_path / "results.json"))
   assert results["dataset"] == "mtat/clean" and "mtat/clean" in p.stdout
@@ -174,6 +178,15 @@ def test_flagship_runs_on_mtat_with_the_chunk_protocol(mtat_folder, data_dir, tm
   for r in rows:
     if r["roc_auc"]:
       assert float(r["roc_auc"]) == pytest.approx(results["test/per_tag_roc_auc"][r["tag"]], abs=1e-6)
+
+
+def test_a_wrong_sample_rate_is_a_clear_error(mtat_folder, data_dir, tmp_path):
+  folder, _ = mtat_folder
+  p = _main("configs/sincmodnet.py:mtat", folder, tmp_path, data_dir, "--config.data.sample_rate=8000")
+  assert p.returncode != 0 and "Traceback" not in p.stderr
+  assert "8000 Hz" in p.stderr and "--config.data.sample_rate=16000" in p.stderr
+  assert not os.path.exists(tmp_path / "checkpoints")
+  assert "decoding" not in p.stderr  # refused before building anything
 
 
 # --- GTZAN -------------------------------------------------------------------------------
@@ -233,3 +246,13 @@ def test_gtzan_builds_labels_splits_and_skips_the_corrupt_file(gtzan_folder, dat
 def test_gtzan_missing_folder_is_a_clear_error(tmp_path, data_dir):
   with pytest.raises(gtzan.GTZANError, match="genres"):
     public.load_gtzan(str(tmp_path), data_dir)
+
+
+def test_genre_classification_runs_on_gtzan(gtzan_folder, data_dir, tmp_path):
+  folder, _ = gtzan_folder
+  p = _main("configs/melcnn.py:gtzan", folder, tmp_path, data_dir)
+  assert p.returncode == 0, p.stderr[-4000:]
+  results = json.load(open(tmp_path / "results.json"))
+  assert results["dataset"] == "gtzan/filtered"
+  assert 0.0 <= results["test/accuracy"] <= 1.0 and 0.0 <= results["test/balanced_accuracy"] <= 1.0
+  assert not os.path.exists(tmp_path / "per_tag.csv")

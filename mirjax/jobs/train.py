@@ -13,7 +13,7 @@ from jax.experimental import multihost_utils
 
 from mirjax import checkpoint, metrics, sharding, steps
 from mirjax.data import pipeline
-from mirjax.system import build_system, checkpoint_meta
+from mirjax.system import build_system, check_sample_rate, checkpoint_meta
 
 
 def evaluate(state, source, *, eval_step, task, mesh, cfg, crop) -> dict:
@@ -35,6 +35,8 @@ def evaluate(state, source, *, eval_step, task, mesh, cfg, crop) -> dict:
 def train_and_evaluate(config, workdir: str) -> dict:
   t_start = time.time()
   mesh = sharding.make_mesh(config.mesh.num_devices)
+  if config.data.name != "embedded":  # its rate is fixed; the others are resampled to this one
+    check_sample_rate(config, config.data.sample_rate, config.data.name)  # before any build
   sources, info = pipeline.load(config.data)
   if "train" not in sources:
     raise ValueError(f"the dataset {info.name} has no training examples")
