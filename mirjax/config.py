@@ -12,9 +12,24 @@ import ml_collections
 from mirjax import models
 
 
-def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
+def combine_config(name: str = "sum") -> ml_collections.ConfigDict:
+  """How the optimizer combines per-branch gradients (mirjax/optim/combine.py)."""
   c = ml_collections.ConfigDict()
-  c.job = "train"  # which job mirjax.main runs: "train" (jobs/train.py)
+  # "sum", "static" (weights below), "uniform" (1 / K each) or "gradient_blending"
+  c.name = name
+  c.weights = ml_collections.ConfigDict()  # {branch: weight} for "static"
+  c.normalize = "sum"  # "uniform" / "gradient_blending": weights sum to 1 ("sum") or to K ("mean")
+  c.window = 200  # "gradient_blending": steps between weight re-estimations (a super-epoch)
+  c.smoothing = 0.0  # "gradient_blending": w <- s * w_old + (1 - s) * w_new
+  c.eps = 1e-4  # "gradient_blending": added to the squared overfitting change
+  c.holdout_fraction = 0.1  # "gradient_blending": training split carved off as held-out
+  return c
+
+
+def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Every field a training run has, around a model config (see mirjax/models)."""
+  c = ml_collections.ConfigDict()
+  c.job = "train"  # which job mirjax.main runs: "train" (jobs/train.py) or "compare" (jobs/compare.py)
   c.seed = 0  # seeds parameters, data order, crops and dropout
 
   c.data = ml_collections.ConfigDict()
@@ -22,6 +37,7 @@ def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
   # "mtat" (MagnaTagATune) or "gtzan": the last three read --config.data.manual_dir
   c.data.name = "embedded"
   c.data.config = "default"  # "embedded" builder config: "default" (~1,100 clips) or "smoke"
+  c.data.label = ""  # "embedded": "" (tags) or a class label, "composer", "tempo" or "drums"
   c.data.data_dir = ""  # TFDS data dir; "" -> $MIRJAX_DATA_DIR or ~/.cache/mirjax/tfds
   c.data.manual_dir = ""  # the dataset's folder, as distributed (folder / mtat / gtzan)
   c.data.sample_rate = 16000  # folder / mtat / gtzan: audio is resampled to this rate, Hz
@@ -31,11 +47,12 @@ def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.crop_seconds = 3.0  # length of training crops and evaluation chunks, seconds
   c.data.read_threads = 2  # host threads reading and cropping examples
 
-  c.model = models.default_config(frontend)  # front-end + back-end, see mirjax/models
+  c.model = model  # see mirjax/models
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "tagging"  # "tagging" (sigmoid, binary cross-entropy) or "classification" (softmax)
   c.task.branches = ("tagging",)  # output branches of the model that carry a loss
+  c.task.predict_from = ()  # branches averaged into the prediction; () -> "joint" if any, else all
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"
@@ -45,9 +62,7 @@ def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.b2 = 0.999
   c.optim.weight_decay = 1e-4  # decoupled weight decay (AdamW)
   c.optim.clip_norm = 1.0  # clip the combined gradient to this global norm (0: no clipping)
-  c.optim.combine = ml_collections.ConfigDict()
-  c.optim.combine.name = "sum"  # how branch gradients combine: "sum" or "static"
-  c.optim.combine.weights = ml_collections.ConfigDict()  # {branch: weight} for "static"
+  c.optim.combine = combine_config()
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 16  # global batch (all devices); a multiple of the device count
@@ -63,18 +78,29 @@ def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = -1  # data-parallel devices; -1: every device of every process
+  return c
 
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrink a config to a seconds-long run on the tiny embedded set (for tests)."""
+  c.data.config = "smoke"
+  c.data.crop_seconds = 1.0
+  c.train.batch_size = 8
+  c.train.num_steps = 12
+  c.train.log_every = 4
+  c.train.eval_every = 6
+  c.train.checkpoint_every = 6
+  c.optim.warmup_steps = 2
+  c.eval.batch_size = 16
+  c.eval.n_chunks = 2
+  return c
+
+
+def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """A front-end + short-chunk CNN tagger (configs/sincmodnet.py and its siblings)."""
+  c = base(models.default_config(frontend))
   if arg == "smoke":
-    c.data.config = "smoke"
-    c.data.crop_seconds = 1.0
-    c.train.batch_size = 8
-    c.train.num_steps = 12
-    c.train.log_every = 4
-    c.train.eval_every = 6
-    c.train.checkpoint_every = 6
-    c.optim.warmup_steps = 2
-    c.eval.batch_size = 16
-    c.eval.n_chunks = 2
+    smoke(c)
   elif arg == "mtat":  # Won et al. (2020): 59,049-sample crops, 16 chunks per test clip
     c.data.name = "mtat"
     c.data.crop_seconds = 59049 / 16000
@@ -96,4 +122,35 @@ def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.n_chunks = 16
   elif arg:
     raise ValueError(f"unknown config variant {arg!r}; use ':smoke', ':mtat', ':gtzan' or nothing")
+  return c
+
+
+MULTIVIEW_VARIANTS = ("blend", "uniform", "concat", "late_fusion")  # plus "single_<view>"
+
+
+def multiview_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
+  """Make `c` (a multi-view config) one of the systems Phan et al. (2021) compare:
+
+    blend          joint head + one head per view, gradient-blending weights
+    uniform        the same five branches, uniform weights
+    concat         the concatenation network: joint head only
+    late_fusion    one head per view, the prediction their average
+    single_<view>  one view alone, e.g. single_logmel
+  """
+  c.optim.combine.name = "uniform"
+  c.task.predict_from = ()
+  if variant in ("blend", "uniform"):  # "views": one branch per view (models.branch_names)
+    c.task.branches = ("joint", "views")
+    c.optim.combine.name = "gradient_blending" if variant == "blend" else "uniform"
+  elif variant == "concat":
+    c.task.branches = ("joint",)
+  elif variant == "late_fusion":
+    c.task.branches = ("views",)
+  elif variant.startswith("single_") and variant[len("single_"):] in c.model.frontends:
+    c.model.views = (variant[len("single_"):],)
+    c.task.branches = ("views",)
+  else:
+    raise ValueError(f"unknown multi-view variant {variant!r}; choose from "
+                     f"{list(MULTIVIEW_VARIANTS)} or single_<view> with a view of {sorted(c.model.frontends)}")
+  c.variant = variant
   return c

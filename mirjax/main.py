@@ -19,7 +19,7 @@ flags.DEFINE_integer("num_processes", 1, "Number of processes of a multi-process
 flags.DEFINE_integer("process_id", 0, "This process's index in [0, num_processes).")
 flags.mark_flags_as_required(["config", "workdir"])
 
-JOBS = ("train",)
+JOBS = ("train", "compare")
 
 
 def _start_distributed():
@@ -48,9 +48,10 @@ def main(argv):
   logging.info("mirjax: %d process(es), %d device(s): %s", jax.process_count(), jax.device_count(),
                jax.devices()[0].platform)
   from mirjax.checkpoint import IncompatibleCheckpointError
-  from mirjax.jobs import train
+  from mirjax.jobs import compare, train
+  run = {"train": train.train_and_evaluate, "compare": compare.compare}[config.job]
   try:
-    train.train_and_evaluate(config, flags.FLAGS.workdir)
+    run(config, flags.FLAGS.workdir)
   except (IncompatibleCheckpointError, ValueError) as e:
     # Bad settings or data (a missing folder, a wrong sample rate, an indivisible batch):
     # the message says what to do; --verbosity=0 (or higher) shows where it was raised.

@@ -97,3 +97,17 @@ def format_table(results: dict) -> str:
   lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ----------"]
   lines += [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}" for k, v in rows]
   return "\n".join(lines)
+
+
+def write_comparison(workdir: str, rows: list, table: str):
+  """WORKDIR/comparison.csv (one row per run), WORKDIR/comparison.md (`table`), and the
+  table on stdout."""
+  if jax.process_index() != 0:
+    return
+  with open(os.path.join(workdir, "comparison.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+  with open(os.path.join(workdir, "comparison.md"), "w") as f:
+    f.write(table + "\n")
+  print(table)

@@ -15,11 +15,14 @@ def _apply(model, params, model_state, audio, **kw):
   return model.apply(variables, audio, mutable=list(model_state), **kw)
 
 
-def train_step(state: TrainState, batch, *, model, task, tx):
+def train_step(state: TrainState, batch, *, model, task, tx, contract=False):
   """One optimizer step on per-branch gradients.
 
   losses, vjp = vjp(params -> [loss_k]); branch_grads = vmap(vjp)(I) gives every
   leaf a leading branch axis; the optax chain combines branches, then updates.
+  With `contract` (for combiners whose weights do not look at the gradients, see
+  `optim.combine.contracts`) the branch axis is contracted with the current weights inside
+  the backward pass, vjp(w) = sum_k w_k g_k: the same update for one backward pass, not K.
   """
   step_rng = jax.random.fold_in(state.rng, state.step)
 
@@ -30,8 +33,13 @@ def train_step(state: TrainState, batch, *, model, task, tx):
     return jnp.stack([losses[b] for b in task.branches]), new_model_state
 
   losses, vjp, new_model_state = jax.vjp(branch_losses, state.params, has_aux=True)
-  (branch_grads,) = jax.vmap(vjp)(jnp.eye(losses.shape[0], dtype=losses.dtype))
-  updates, opt_state = tx.update(branch_grads, state.opt_state, state.params, branch_losses=losses)
+  if contract and losses.shape[0] > 1:
+    (grads,) = vjp(branch_weights(state.opt_state).astype(losses.dtype))
+    branch_grads = jax.tree.map(lambda g: g[None], grads)
+  else:
+    (branch_grads,) = jax.vmap(vjp)(jnp.eye(losses.shape[0], dtype=losses.dtype))
+  updates, opt_state = tx.update(branch_grads, state.opt_state, state.params, branch_losses=losses,
+                                 contracted=contract and losses.shape[0] > 1)
   params = optax.apply_updates(state.params, updates)
 
   weights = branch_weights(opt_state)
@@ -52,3 +60,11 @@ def eval_step(state: TrainState, batch, *, model, task):
   outputs, _ = _apply(model, state.params, state.model_state, audio.reshape(b * c, t), train=False)
   scores = task.predict(outputs)
   return {k: v.reshape(b, c, *v.shape[1:]).mean(axis=1) for k, v in scores.items()}
+
+
+def eval_losses(state: TrainState, batch, *, model, task):
+  """Per-branch mean losses (K,) of (batch, time) audio in eval mode, padding masked out,
+  and the number of real examples: what gradient blending measures."""
+  outputs, _ = _apply(model, state.params, state.model_state, batch["audio"], train=False)
+  losses = task.losses(outputs, batch)
+  return jnp.stack([losses[b] for b in task.branches]), jnp.sum(batch["mask"].astype(jnp.float32))

@@ -33,12 +33,12 @@ def init_state(rng, *, model, tx, example_audio):
 
 def check_sample_rate(config, rate: int, dataset: str):
   """Raise ValueError, saying what to set, unless `rate` is the model's sample rate."""
-  model_rate = config.model.frontend.sample_rate
+  model_rate = models.sample_rate(config.model)
   if rate != model_rate:
     raise ValueError(
         f"the dataset {dataset} is at {rate} Hz but the model's front-end expects {model_rate} Hz: "
         f"set --config.data.sample_rate={model_rate} (the audio is resampled when the dataset "
-        f"is built) or --config.model.frontend.sample_rate={rate}")
+        "is built) or the front-end's sample_rate")
 
 
 def build_system(config, info) -> System:
@@ -47,7 +47,7 @@ def build_system(config, info) -> System:
   Raises ValueError when the dataset's sample rate is not the one the model expects.
   """
   check_sample_rate(config, info.sample_rate, info.name)
-  task = tasks.build(config.task, info)
+  task = tasks.build(config.task, info, models.branch_names(config.model, config.task.branches))
   model = models.build(config.model, n_outputs=task.n_outputs, branches=task.branches)
   tx = optim.build(config.optim, task.branches, config.train.num_steps)
   crop = int(round(config.data.crop_seconds * info.sample_rate))

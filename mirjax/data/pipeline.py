@@ -41,7 +41,7 @@ def _load(cfg):
   data_dir = cfg.data_dir or None
   if cfg.name == "embedded":
     from mirjax.data import embedded
-    return embedded.load(cfg.config, data_dir=data_dir)
+    return embedded.load(cfg.config, data_dir=data_dir, label=cfg.get("label") or None)
   if not cfg.manual_dir:
     raise ValueError(f"data.name={cfg.name!r} reads a local folder: pass "
                      f"--config.data.manual_dir=DIR with {DATASETS[cfg.name]}")
@@ -54,6 +54,30 @@ def _load(cfg):
     return public.load_mtat(cfg.manual_dir, data_dir, convention=cfg.convention,
                             sample_rate=cfg.sample_rate, top_k=cfg.top_k)
   return public.load_gtzan(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
+
+
+class Subset:
+  """The examples `indices` of a random-access source, as a source."""
+
+  def __init__(self, source, indices):
+    self.source, self.indices = source, np.asarray(indices, np.int64)
+
+  def __len__(self):
+    return len(self.indices)
+
+  def __getitem__(self, i):
+    return self.source[int(self.indices[i])]
+
+
+def carve_holdout(source, fraction: float, seed: int):
+  """(rest, holdout): a random `fraction` of `source` held out (at least one example), the
+  same for a seed on every process."""
+  n = len(source)
+  k = max(1, int(round(fraction * n)))
+  if k >= n:
+    raise ValueError(f"holdout fraction {fraction} leaves no training example of {n}")
+  order = np.random.default_rng([seed, 7]).permutation(n)
+  return Subset(source, np.sort(order[k:])), Subset(source, np.sort(order[:k]))
 
 
 def to_float(audio: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from mirjax.frontends.mel import LogMel
 from mirjax.frontends.modulation import ModNet, SincModNet
 from mirjax.frontends.raw import StridedConv
 from mirjax.frontends.sinc import SincNet
+from mirjax.frontends.views import MFCC
 
 FRONTENDS = {
     "logmel": LogMel,
@@ -18,6 +19,7 @@ FRONTENDS = {
     "sincnet": SincNet,
     "modnet": ModNet,
     "sincmodnet": SincModNet,
+    "mfcc": MFCC,
 }
 
 
@@ -60,11 +62,17 @@ def default_config(name: str) -> ml_collections.ConfigDict:
     cfg.n_mels = 96  # number of mel bands
     cfg.fmin = 0.0  # lowest mel corner, Hz
     cfg.fmax = 8000.0  # highest mel corner, Hz
+  elif name == "mfcc":
+    cfg.n_fft = 512  # FFT / window size, samples
+    cfg.n_mels = 96  # mel bands under the DCT
+    cfg.n_mfcc = 20  # coefficients kept
+    cfg.fmin = 0.0  # lowest mel corner, Hz
+    cfg.fmax = 8000.0  # highest mel corner, Hz
   elif name == "rawconv":
     cfg.n_filters = 128  # learned filters = output features
     cfg.kernel_size = 256  # filter length, samples (= hop, as Dieleman & Schrauwen)
-    cfg.compression = "log1p"  # "log1p": log(1 + C|y|), "relu" or "none"
-    cfg.log_scale = 10000.0  # C of the log1p compression
+    cfg.compression = "log1p_power"  # log(1 + C y^2); "log1p": log(1 + C|y|), "relu", "none"
+    cfg.log_scale = 10000.0  # C of the log compression
   elif name == "sincnet":
     cfg.n_filters = 64  # band-pass filters = output features
     _sinc_fields(cfg)

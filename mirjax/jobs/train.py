@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mirjax import checkpoint, metrics, sharding, steps
+from mirjax import checkpoint, metrics, optim, sharding, steps
 from mirjax.data import pipeline
 from mirjax.system import build_system, check_sample_rate, checkpoint_meta
 
@@ -32,6 +32,18 @@ def evaluate(state, source, *, eval_step, task, mesh, cfg, crop) -> dict:
   return task.evaluate(labels, scores)
 
 
+def measure_losses(state, source, *, loss_step, task, mesh, cfg, crop) -> np.ndarray:
+  """Per-branch mean losses (K,) of `state` on `source` (one centred crop per example)."""
+  total, count = 0.0, 0.0
+  for local in pipeline.eval_batches(source, global_batch=cfg.eval.batch_size, crop=crop,
+                                     n_chunks=1, target=task.target,
+                                     read_threads=cfg.data.read_threads):
+    local["audio"] = local["audio"][:, 0]
+    losses, n = loss_step(state, sharding.to_global(local, mesh))
+    total, count = total + np.asarray(losses) * float(n), count + float(n)
+  return total / max(count, 1.0)
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
   t_start = time.time()
   mesh = sharding.make_mesh(config.mesh.num_devices)
@@ -40,6 +52,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
   sources, info = pipeline.load(config.data)
   if "train" not in sources:
     raise ValueError(f"the dataset {info.name} has no training examples")
+  blend = config.optim.combine.name == "gradient_blending"
+  if blend:  # blending measures held-out losses on a part carved from the training split
+    sources["train"], sources["blend_heldout"] = pipeline.carve_holdout(
+        sources["train"], config.optim.combine.holdout_fraction, config.seed)
+    sources["blend_train"] = pipeline.Subset(sources["train"], np.random.default_rng(
+        [config.seed, 8]).permutation(len(sources["train"]))[:len(sources["blend_heldout"])])
   system = build_system(config, info)
   model, task, tx, crop = system.model, system.task, system.tx, system.crop
   local_batch = sharding.local_batch_size(config.train.batch_size, mesh)
@@ -63,13 +81,34 @@ def train_and_evaluate(config, workdir: str) -> dict:
   else:
     state = jax.jit(system.make_state, out_shardings=state_shardings)(rng)
 
-  train_step = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx),
+  contract = optim.combine.contracts(config.optim.combine)
+  train_step = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx,
+                                         contract=contract),
                        in_shardings=(state_shardings, batch_sharding),
                        out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
   eval_step = jax.jit(functools.partial(steps.eval_step, model=model, task=task),
                       in_shardings=(state_shardings, batch_sharding), out_shardings=batch_sharding)
   run_eval = functools.partial(evaluate, eval_step=eval_step, task=task, mesh=mesh, cfg=config, crop=crop)
   held_out = [s for s in ("valid", "test") if s in sources]
+  if blend:
+    loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
+                        in_shardings=(state_shardings, batch_sharding))
+    measure = functools.partial(measure_losses, loss_step=loss_step, task=task, mesh=mesh,
+                                cfg=config, crop=crop)
+    c = config.optim.combine
+    reestimate = jax.jit(functools.partial(optim.combine.reestimate, smoothing=c.smoothing,
+                                           normalize=c.normalize, eps=c.eps),
+                         out_shardings=state_shardings.opt_state)
+
+    def blend_hook(state, step):
+      """Measure train / held-out losses, move the branch weights, log them."""
+      train_l, held_l = measure(state, sources["blend_train"]), measure(state, sources["blend_heldout"])
+      state = state.replace(opt_state=reestimate(state.opt_state, train_l, held_l))
+      weights = np.asarray(optim.branch_weights(state.opt_state))
+      writer.write(step, "blend", {**{f"weight/{b}": w for b, w in zip(task.branches, weights)},
+                                   **{f"train_loss/{b}": x for b, x in zip(task.branches, train_l)},
+                                   **{f"heldout_loss/{b}": x for b, x in zip(task.branches, held_l)}})
+      return state
 
   writer = metrics.MetricWriter(workdir)
   start = int(state.step)
@@ -88,6 +127,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
       train_metrics = jax.device_get(train_metrics)
       writer.write(step, "train", train_metrics)
       progress.update(step, train_metrics)
+    # Blending measures at every super-epoch's end (the first only records: batch-norm
+    # statistics of an untrained model make step-0 losses meaningless).
+    if blend and step % config.optim.combine.window == 0 and step < total:
+      state = blend_hook(state, step)
     if "valid" in sources and (step % config.train.eval_every == 0 or step == total):
       final["valid"] = run_eval(state, sources["valid"])
       writer.write(step, "valid", final["valid"])

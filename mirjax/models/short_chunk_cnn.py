@@ -50,18 +50,19 @@ class ShortChunkCNN(nn.Module):
 
   Attributes
   ----------
-  n_outputs : int, number of output logits (tags)
+  n_outputs : int or None, number of output logits (tags or classes); None returns the
+    embedding (batch, dense) after the hidden dense layer instead (a sub-network)
   channels : sequence of int, output channels of each conv block; each block pools 2x2
     (default (32, 32, 64, 64, 128))
   dense : int, width of the hidden dense layer (default 128)
   dropout : float, dropout rate before the output layer (default 0.5)
   bn_momentum : float, BatchNorm running-average momentum (default 0.99)
 
-  ``__call__(x, train)`` returns logits (batch, n_outputs). BatchNorm statistics live in
-  the ``batch_stats`` collection (running averages used when ``train`` is False); dropout
-  draws from the ``dropout`` rng in train mode.
+  ``__call__(x, train)`` returns logits (batch, n_outputs), or the embedding. BatchNorm
+  statistics live in the ``batch_stats`` collection (running averages used when ``train``
+  is False); dropout draws from the ``dropout`` rng in train mode.
   """
-  n_outputs: int
+  n_outputs: int | None
   channels: Sequence[int] = (32, 32, 64, 64, 128)
   dense: int = 128
   dropout: float = 0.5
@@ -82,5 +83,7 @@ class ShortChunkCNN(nn.Module):
     x = global_max_pool(x)
     x = nn.Dense(self.dense, use_bias=False, name="dense")(x)
     x = nn.relu(norm(name="dense_bn")(x))
+    if self.n_outputs is None:
+      return x
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return nn.Dense(self.n_outputs, name="logits")(x)

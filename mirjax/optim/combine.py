@@ -6,6 +6,10 @@ whose leaves carry a leading branch axis: g[k] = d loss_k / d params. A combiner
 an `optax.experimental.aggregating.Aggregator` that contracts that axis with weights
 held in its state, so the weights are checkpointed with the optimizer, visible as
 metrics, and can be reset from outside (e.g. by a validation hook).
+
+Static weights, uniform weights and gradient blending are one transformation,
+`blended`: its weights stay as initialised unless `reestimate` (the hook the training job
+calls at super-epoch boundaries) replaces them from measured train and held-out losses.
 """
 from typing import NamedTuple, Sequence
 
@@ -13,10 +17,21 @@ import jax
 import jax.numpy as jnp
 from optax.experimental import aggregating
 
+COMBINERS = ("sum", "static", "uniform", "gradient_blending")
+
 
 class BranchWeightsState(NamedTuple):
-  """weights: (n_branches,) float32, the current weight of each branch loss."""
+  """State of `blended`.
+
+  weights: (K,) float32, the current weight of each branch loss.
+  train_loss, heldout_loss: (K,) float32, per-branch losses measured at the last
+    re-estimation (smoothed; meaningless while `estimates` is 0).
+  estimates: () int32, how many loss measurements `reestimate` has taken.
+  """
   weights: jax.Array
+  train_loss: jax.Array
+  heldout_loss: jax.Array
+  estimates: jax.Array
 
 
 def weighted_sum(branch_grads, weights):
@@ -24,17 +39,28 @@ def weighted_sum(branch_grads, weights):
   return jax.tree.map(lambda g: jnp.tensordot(weights.astype(g.dtype), g, axes=1), branch_grads)
 
 
-def static_weights(weights: Sequence[float]) -> aggregating.Aggregator:
-  """Fixed branch weights; all ones is the plain summed-loss gradient."""
+def blended(weights: Sequence[float]) -> aggregating.Aggregator:
+  """The weighted sum of branch gradients, weights held in the state (initially `weights`).
+
+  `update` also accepts gradients already contracted with the current weights (a leading
+  axis of 1 and the extra argument `contracted=True`): the train step does that for
+  combiners whose weights do not depend on the gradients, one backward pass instead of K.
+  """
   w0 = jnp.asarray(weights, jnp.float32)
 
   def init(params):
     del params
-    return BranchWeightsState(weights=w0)
+    zeros = jnp.zeros_like(w0)
+    return BranchWeightsState(weights=w0, train_loss=zeros, heldout_loss=zeros,
+                              estimates=jnp.zeros((), jnp.int32))
 
-  def update(branch_grads, state, params=None, **extra_args):
+  def update(branch_grads, state, params=None, contracted=False, **extra_args):
     del params, extra_args
     n = jax.tree.leaves(branch_grads)[0].shape[0]
+    if contracted:
+      if n != 1:
+        raise ValueError(f"contracted gradients have a leading axis of 1, got {n}")
+      return jax.tree.map(lambda g: g[0], branch_grads), state
     if n != w0.shape[0]:
       raise ValueError(f"{w0.shape[0]} branch weights for {n} branches")
     return weighted_sum(branch_grads, state.weights), state
@@ -42,17 +68,91 @@ def static_weights(weights: Sequence[float]) -> aggregating.Aggregator:
   return aggregating.Aggregator(init, update)
 
 
+def static_weights(weights: Sequence[float]) -> aggregating.Aggregator:
+  """Fixed branch weights; all ones is the plain summed-loss gradient."""
+  return blended(weights)
+
+
+def blending_weights(train_prev, heldout_prev, train_now, heldout_now, *, normalize="sum",
+                     eps=1e-8):
+  """Gradient-blending weights from two loss measurements per branch (Wang, Tran & Feiszli,
+  "What makes training multi-modal classification networks hard?", CVPR 2020).
+
+  Generalisation G_k = L*_k(N) - L*_k(N+n) (held-out loss decrease); overfitting
+  O_k(N) = L*_k(N) - L^T_k(N) (held-out minus train loss) and its change
+  dO_k = O_k(N+n) - O_k(N). A branch that stops generalising (G_k <= 0) gets weight 0.
+
+  Args:
+    train_prev, heldout_prev: (K,) train and held-out losses at the earlier measurement.
+    train_now, heldout_now: (K,) the same at the later one.
+    normalize: "sum" (weights sum to 1) or "mean" (they average 1, sum to K).
+    eps: added to dO_k^2 so a branch that does not overfit at all gets a large, finite weight.
+
+  Returns:
+    (K,) weights; uniform when no branch generalised.
+  """
+  gen = heldout_prev - heldout_now
+  d_over = (heldout_now - train_now) - (heldout_prev - train_prev)
+  raw = jnp.maximum(gen, 0.0) / (d_over ** 2 + eps)  # w_k ∝ G_k / O_k^2 (Wang et al. 2020, eq. 6-7)
+  k = raw.shape[0]
+  total = jnp.sum(raw)
+  w = jnp.where(total > 0, raw / jnp.where(total > 0, total, 1.0), jnp.full_like(raw, 1.0 / k))
+  if normalize == "mean":
+    return w * k
+  if normalize != "sum":
+    raise ValueError(f"normalize must be 'sum' or 'mean', got {normalize!r}")
+  return w
+
+
+def reestimate(opt_state, train_loss, heldout_loss, *, smoothing=0.0, normalize="sum", eps=1e-8):
+  """The validation hook of gradient blending: a new optimizer state whose branch weights
+  come from `blending_weights` between the last measurement and this one.
+
+  The first call only records the losses. Later calls set
+  w <- smoothing * w + (1 - smoothing) * w_new, with losses compared to the last call's.
+
+  Args:
+    opt_state: an optimizer state built by `mirjax.optim.build` (holds one BranchWeightsState).
+    train_loss, heldout_loss: (K,) per-branch losses on a training subset and on the
+      held-out part carved from the training split, measured now (eval mode).
+    smoothing: weight of the previous weights in [0, 1).
+    normalize, eps: see `blending_weights`.
+  """
+  def update(s):
+    if not isinstance(s, BranchWeightsState):
+      return s
+    fresh = blending_weights(s.train_loss, s.heldout_loss, train_loss, heldout_loss,
+                             normalize=normalize, eps=eps)
+    weights = jnp.where(s.estimates > 0, smoothing * s.weights + (1.0 - smoothing) * fresh,
+                        s.weights)
+    return BranchWeightsState(weights=weights.astype(s.weights.dtype),
+                              train_loss=jnp.asarray(train_loss, s.train_loss.dtype),
+                              heldout_loss=jnp.asarray(heldout_loss, s.heldout_loss.dtype),
+                              estimates=s.estimates + 1)
+  return jax.tree.map(update, opt_state, is_leaf=lambda x: isinstance(x, BranchWeightsState))
+
+
 def build(cfg, branches: Sequence[str]) -> aggregating.Aggregator:
-  """cfg.name: 'sum' (all weights 1) or 'static' (cfg.weights: {branch: weight})."""
+  """cfg.name: 'sum' (all weights 1), 'static' (cfg.weights: {branch: weight}), 'uniform'
+  (all 1 / K) or 'gradient_blending' (starts uniform; `reestimate` moves the weights)."""
+  k = len(branches)
   if cfg.name == "sum":
-    return static_weights([1.0] * len(branches))
+    return blended([1.0] * k)
+  if cfg.name in ("uniform", "gradient_blending"):
+    return blended([1.0 / k] * k if cfg.get("normalize", "sum") == "sum" else [1.0] * k)
   if cfg.name == "static":
     missing = set(branches) - set(cfg.weights)
     if missing:
       raise ValueError(f"optim.combine.weights lacks branches {sorted(missing)}; it needs one "
                        f"weight for each of {list(branches)}")
-    return static_weights([float(cfg.weights[b]) for b in branches])
-  raise ValueError(f"unknown optim.combine.name {cfg.name!r}; choose 'sum' or 'static'")
+    return blended([float(cfg.weights[b]) for b in branches])
+  raise ValueError(f"unknown optim.combine.name {cfg.name!r}; choose one of {list(COMBINERS)}")
+
+
+def contracts(cfg) -> bool:
+  """Whether the combiner's weights ignore the gradients, so the train step may contract
+  the branch axis with them inside one backward pass (exactly the same update)."""
+  return cfg.name in COMBINERS and not cfg.get("per_branch_backward", False)
 
 
 def branch_weights(opt_state):
@@ -62,3 +162,4 @@ def branch_weights(opt_state):
   if len(found) != 1:
     raise ValueError(f"expected one BranchWeightsState in the optimizer state, found {len(found)}")
   return found[0]
+

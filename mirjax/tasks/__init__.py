@@ -7,16 +7,20 @@ from mirjax.tasks.tagging import Tagging
 TASKS = ("tagging", "classification")
 
 
-def build(cfg, info):
-  """The task named by cfg.name, over the dataset described by `info`."""
+def build(cfg, info, branches=None):
+  """The task named by cfg.name, over the dataset described by `info`, with output
+  `branches` (default cfg.branches)."""
+  branches = tuple(cfg.branches if branches is None else branches)
   if cfg.name == "tagging":
     if not getattr(info, "tag_names", ()):
       raise ValueError("task.name='tagging' needs a multi-label dataset (tags); this one has "
                        "classes: use --config.task.name=classification")
-    return Tagging(info.tag_names, branches=tuple(cfg.branches))
+    return Tagging(info.tag_names, branches=branches,
+                   predict_from=tuple(cfg.get("predict_from", ())))
   if cfg.name == "classification":
     if not getattr(info, "class_names", ()):
       raise ValueError("task.name='classification' needs a single-label dataset (classes); "
                        "this one has tags: use --config.task.name=tagging")
-    return Classification(info.class_names, branches=tuple(cfg.branches))
+    return Classification(info.class_names, branches=branches,
+                          predict_from=tuple(cfg.get("predict_from", ())))
   raise ValueError(f"unknown task.name {cfg.name!r}; mirjax has {list(TASKS)}")

@@ -5,47 +5,56 @@ import numpy as np
 import optax
 
 from mirjax import evaluation
+from mirjax.tasks.common import final_scores, masked_mean, prediction_branches
 
 
 class Tagging:
   """Branch losses and evaluation for multi-label tagging.
 
   The model returns {branch: logits (batch, n_tags)}; every branch is trained against
-  the same multi-hot `tags` with mean binary cross-entropy over examples and tags.
+  the same multi-hot `tags` with mean binary cross-entropy over examples and tags. The
+  prediction is the mean of the probabilities of `prediction_branches`.
   """
   target = "tags"  # the example field holding the ground truth
 
-  def __init__(self, tag_names, branches=("tagging",)):
+  def __init__(self, tag_names, branches=("tagging",), predict_from=()):
     self.tag_names = tuple(tag_names)
     self.branches = tuple(branches)
+    self.predict_from = prediction_branches(self.branches, predict_from)
 
   @property
   def n_outputs(self) -> int:
     return len(self.tag_names)
 
   def losses(self, outputs, batch):
-    """{branch: scalar mean BCE}; batch["tags"] is (batch, n_tags) in {0, 1}."""
+    """{branch: scalar mean BCE}; batch["tags"] is (batch, n_tags) in {0, 1}; examples
+    where an optional batch["mask"] is false are left out."""
     labels = batch["tags"].astype(jnp.float32)
-    return {b: jnp.mean(optax.sigmoid_binary_cross_entropy(outputs[b], labels)) for b in self.branches}
+    return {b: masked_mean(jnp.mean(optax.sigmoid_binary_cross_entropy(outputs[b], labels), -1),
+                           batch.get("mask")) for b in self.branches}
 
   def predict(self, outputs):
     """{branch: tag probabilities (batch, n_tags)}."""
     return {b: jax.nn.sigmoid(outputs[b]) for b in self.branches}
 
   def evaluate(self, labels: np.ndarray, scores: dict) -> dict:
-    """Host-side metrics for each branch: macro ROC-AUC and PR-AUC over tags.
+    """Macro ROC-AUC and PR-AUC over tags (and per tag) of the prediction, and of each
+    branch as "<branch>/roc_auc", ... when there are several.
 
     Tags with a single class among `labels` have no AUC; they are left out of the macro
     average and counted in `tags_without_both_classes`.
     """
     out = {}
-    for b in self.branches:
-      roc = evaluation.per_tag_roc_auc(labels, scores[b])
-      pr = evaluation.per_tag_average_precision(labels, scores[b])
-      prefix = "" if len(self.branches) == 1 else f"{b}/"
+    predictions = [("", final_scores(scores, self.predict_from))]
+    if len(self.branches) > 1:
+      predictions += [(b, scores[b]) for b in self.branches]
+    for name, s in predictions:
+      prefix = f"{name}/" if name else ""
+      roc = evaluation.per_tag_roc_auc(labels, s)
+      pr = evaluation.per_tag_average_precision(labels, s)
       out[prefix + "roc_auc"] = float(np.nanmean(roc))
       out[prefix + "pr_auc"] = float(np.nanmean(pr))
       out[prefix + "per_tag_roc_auc"] = dict(zip(self.tag_names, map(float, roc)))
       out[prefix + "per_tag_pr_auc"] = dict(zip(self.tag_names, map(float, pr)))
-    out["tags_without_both_classes"] = int(np.sum(np.isnan(roc)))
+    out["tags_without_both_classes"] = int(np.sum(evaluation.single_class_tags(labels)))
     return out

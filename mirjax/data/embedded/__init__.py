@@ -6,12 +6,24 @@
 The first call builds the TFDS dataset `mirjax_embedded_music/<config>` (configs
 "default": ~1,100 clips of 4 s; "smoke": 64 clips of 3 s) and later calls read the
 cache. Importing this package imports neither TFDS nor TensorFlow.
+
+Besides its tags, every clip has single-label classes derived from what was rendered
+(`load(..., label=...)` adds them as `label`): see `LABELS`.
 """
 import dataclasses
 
+import numpy as np
+
 from mirjax.data import default_data_dir
 
-__all__ = ["Info", "load"]
+__all__ = ["Info", "LABELS", "load"]
+
+# Classification tasks on the embedded clips: name -> class names.
+LABELS = {
+    "composer": ("bach", "monteverdi", "palestrina", "trecento"),  # the piece's corpus folder
+    "tempo": ("slow", "medium", "fast"),  # rendered rate class (tags "slow" / "fast" / neither)
+    "drums": ("none", "backbeat", "cymbals"),  # drum pattern (tags "drums" + "beat" / "drums" / none)
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +37,7 @@ class Info:
     clip_samples: length of every `audio` array, in samples.
     num_examples: clips per split ("train", "valid", "test").
     skipped: pieces that failed to parse or render and were left out.
+    class_names: with a `label`, the names of its classes (else empty).
   """
   name: str
   tag_names: tuple[str, ...]
@@ -32,29 +45,64 @@ class Info:
   clip_samples: int
   num_examples: dict[str, int]
   skipped: int
+  class_names: tuple[str, ...] = ()
 
 
-def load(config_name: str = "default", data_dir: str | None = None):
+class LabelledSource:
+  """A source whose examples gain `label` (int32), a function of the example and its piece."""
+
+  def __init__(self, source, label_of):
+    self.source, self.label_of = source, label_of
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, i):
+    ex = dict(self.source[i])
+    ex["label"] = np.int32(self.label_of(ex))
+    return ex
+
+
+def _label_fn(label: str, tag_names, piece_paths):
+  tag = {t: k for k, t in enumerate(tag_names)}
+  if label == "composer":
+    composers = LABELS["composer"]
+    return lambda ex: composers.index(piece_paths[str(int(ex["piece"]))].split("/")[0])
+  if label == "tempo":
+    return lambda ex: 2 if ex["tags"][tag["fast"]] else (0 if ex["tags"][tag["slow"]] else 1)
+  if label == "drums":
+    return lambda ex: 0 if not ex["tags"][tag["drums"]] else (1 if ex["tags"][tag["beat"]] else 2)
+  raise ValueError(f"unknown embedded label {label!r}; choose one of {sorted(LABELS)}")
+
+
+def load(config_name: str = "default", data_dir: str | None = None, label: str | None = None):
   """Build (first call) or open the embedded dataset.
 
   Args:
     config_name: "default" or "smoke".
     data_dir: TFDS data dir; default `default_data_dir()`.
+    label: None, or a key of `LABELS`: examples then also hold that class as `label`.
 
   Returns:
     (sources, info): sources maps "train"/"valid"/"test" to a random-access source
-    (`len(src)`, `src[i]` -> dict of numpy arrays `audio`, `tags`, `piece`), and `info`
-    is an `Info`.
+    (`len(src)`, `src[i]` -> dict of numpy arrays `audio`, `tags`, `piece`[, `label`]), and
+    `info` is an `Info`.
   """
+  if label and label not in LABELS:
+    raise ValueError(f"unknown embedded label {label!r}; choose one of {sorted(LABELS)}")
   # pylint: disable-next=import-outside-toplevel
   from mirjax.data.builders.embedded_music import EmbeddedMusic, SPLITS
   builder = EmbeddedMusic(config=config_name, data_dir=data_dir or default_data_dir())
   builder.download_and_prepare()  # a no-op when the dataset is already there
   meta = builder.info.metadata
   info = Info(
-      name=f"embedded/{config_name}", tag_names=tuple(meta["tag_names"]),
-      sample_rate=int(meta["sample_rate"]),
+      name=f"embedded/{config_name}" + (f"/{label}" if label else ""),
+      tag_names=tuple(meta["tag_names"]), sample_rate=int(meta["sample_rate"]),
       clip_samples=int(meta["clip_samples"]),
       num_examples={s: int(builder.info.splits[s].num_examples) for s in SPLITS},
-      skipped=int(meta["skipped"]))
-  return {s: builder.as_data_source(s) for s in SPLITS}, info
+      skipped=int(meta["skipped"]), class_names=LABELS[label] if label else ())
+  sources = {s: builder.as_data_source(s) for s in SPLITS}
+  if label:
+    label_of = _label_fn(label, info.tag_names, meta["piece_paths"])
+    sources = {s: LabelledSource(src, label_of) for s, src in sources.items()}
+  return sources, info

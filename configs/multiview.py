@@ -1,0 +1,53 @@
+"""Multi-view classification with gradient blending (Phan et al., "Multi-view audio and
+music classification", ICASSP 2021) on the embedded data: log-mel, gammatone, constant-Q
+and raw-waveform views, one sub-network each, a joint head on the concatenated embedding
+plus one head per view; branch weights re-estimated from train / held-out loss trends
+(Wang, Tran & Feiszli, CVPR 2020).
+
+  python -m mirjax.main --config=configs/multiview.py --workdir=workdirs/multiview
+  python -m mirjax.main --config=configs/multiview.py:tempo,concat --workdir=workdirs/mv_concat
+  python -m mirjax.main --config=configs/multiview.py:composer,compare --workdir=workdirs/mv_composer
+  python -m mirjax.main --config=configs/multiview.py:smoke --workdir=/tmp/smoke
+
+The argument is comma-separated words: a task ("composer" (default), "tempo", "drums"), a
+variant ("blend" (default), "uniform", "concat", "late_fusion", "single_<view>"),
+"compare" (run every variant over 3 seeds and write a table: mirjax/jobs/compare.py) and
+"smoke" (seconds, for tests).
+"""
+import ml_collections
+
+from mirjax import config as base, models
+
+TASKS = ("composer", "tempo", "drums")
+
+
+def get_config(arg=None):
+  words = [w for w in (arg or "").split(",") if w]
+  tasks = [w for w in words if w in TASKS]
+  variants = [w for w in words if w not in TASKS and w not in ("compare", "smoke")]
+  if len(tasks) > 1 or len(variants) > 1:
+    raise ValueError(f"config argument {arg!r}: name at most one task of {TASKS} and one variant")
+  c = base.base(models.multiview_config())
+  c.variant = "blend"  # which system of the comparison this is (see config.multiview_variant)
+  c.data.label = tasks[0] if tasks else "composer"
+  c.data.crop_seconds = 2.0
+  c.task.name = "classification"
+  c.train.num_steps = 1500
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 500
+  c.optim.combine.window = 150  # about 3 epochs of the embedded training split at batch 16
+  c.optim.combine.smoothing = 0.5
+  c.eval.n_chunks = 2
+  c.compare = ml_collections.ConfigDict()
+  c.compare.variants = ("single_logmel", "single_gammatone", "single_cqt", "single_rawconv",
+                        "concat", "late_fusion", "uniform", "blend")  # run by job "compare"
+  c.compare.seeds = (0, 1, 2)  # each variant is trained once per seed
+  c.compare.metric = "accuracy"  # the test metric tabulated (mean and standard deviation)
+  if "smoke" in words:
+    base.smoke(c)
+    c.optim.combine.window = 4
+    c.compare.seeds = (0, 1)
+    c.compare.variants = ("single_logmel", "concat", "blend")
+  if "compare" in words:
+    c.job = "compare"
+  return base.multiview_variant(c, variants[0] if variants else "blend")
