@@ -1,4 +1,13 @@
 """Pure DSP in jax.numpy; every time-frequency output is time-major (..., frames, bins)."""
+from mirjax.audio.chroma import chroma_filterbank
+from mirjax.audio.chroma import chroma_stft
+from mirjax.audio.cqt import cqt
+from mirjax.audio.cqt import cqt_filterbank
+from mirjax.audio.cqt import cqt_frequencies
+from mirjax.audio.gammatone import erb
+from mirjax.audio.gammatone import gammatone_filterbank
+from mirjax.audio.gammatone import gammatone_frequencies
+from mirjax.audio.gammatone import gammatone_spectrogram
 from mirjax.audio.mel import hz_to_mel
 from mirjax.audio.mel import log_melspectrogram
 from mirjax.audio.mel import mel_filterbank

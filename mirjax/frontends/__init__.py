@@ -11,7 +11,7 @@ from mirjax.frontends.mel import LogMel
 from mirjax.frontends.modulation import ModNet, SincModNet
 from mirjax.frontends.raw import StridedConv
 from mirjax.frontends.sinc import SincNet
-from mirjax.frontends.views import MFCC
+from mirjax.frontends.views import CQT, MFCC, Chroma, Gammatone
 
 FRONTENDS = {
     "logmel": LogMel,
@@ -20,6 +20,9 @@ FRONTENDS = {
     "modnet": ModNet,
     "sincmodnet": SincModNet,
     "mfcc": MFCC,
+    "gammatone": Gammatone,
+    "cqt": CQT,
+    "chroma": Chroma,
 }
 
 
@@ -68,6 +71,18 @@ def default_config(name: str) -> ml_collections.ConfigDict:
     cfg.n_mfcc = 20  # coefficients kept
     cfg.fmin = 0.0  # lowest mel corner, Hz
     cfg.fmax = 8000.0  # highest mel corner, Hz
+  elif name == "gammatone":
+    cfg.n_fft = 512  # FFT / window size, samples
+    cfg.n_bands = 64  # ERB-spaced gammatone filters
+    cfg.fmin = 50.0  # lowest centre frequency, Hz
+    cfg.fmax = 8000.0  # highest centre frequency, Hz
+  elif name == "cqt":
+    cfg.fmin = 32.70319566257483  # lowest bin, Hz (C1)
+    cfg.n_bins = 84  # constant-Q bins (7 octaves)
+    cfg.bins_per_octave = 12  # bins per octave
+  elif name == "chroma":
+    cfg.n_fft = 2048  # FFT / window size, samples
+    cfg.n_chroma = 12  # pitch classes
   elif name == "rawconv":
     cfg.n_filters = 128  # learned filters = output features
     cfg.kernel_size = 256  # filter length, samples (= hop, as Dieleman & Schrauwen)

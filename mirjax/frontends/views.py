@@ -56,3 +56,109 @@ class MFCC(nn.Module):
     mags = mel_lib.mel_filters_at(freqs, sr=self.sample_rate, n_mels=self.n_mels, fmin=self.fmin,
                                   fmax=self.fmax)
     return {"filterbank": {"freqs_hz": freqs.astype(np.float32), "magnitude": mags.astype(np.float32)}}
+
+
+class Gammatone(nn.Module):
+  """Log gammatone spectrogram: STFT power through an ERB-spaced 4th-order gammatone bank
+  (Glasberg & Moore 1990; Patterson et al. 1992), in dB.
+
+  Attributes
+  ----------
+  sample_rate : int, Hz (default 16000)
+  hop : int, samples between frames (default 256)
+  n_fft : int, window and FFT size in samples (default 512)
+  n_bands : int, gammatone filters = output features (default 64)
+  fmin, fmax : float, lowest and highest centre frequency in Hz (defaults 50 and 8000)
+  log_offset : float, added to the band power before the log (default 1e-6)
+  """
+  sample_rate: int = 16000
+  hop: int = 256
+  n_fft: int = 512
+  n_bands: int = 64
+  fmin: float = 50.0
+  fmax: float = 8000.0
+  log_offset: float = 1e-6
+
+  @nn.compact
+  def __call__(self, audio, train: bool = False):
+    del train
+    power = dsp.gammatone_spectrogram(audio, sr=self.sample_rate, n_fft=self.n_fft,
+                                      hop_length=self.hop, n_bands=self.n_bands, fmin=self.fmin,
+                                      fmax=self.fmax)
+    return _db(power, self.log_offset)[:, :raw.n_frames(audio.shape[-1], self.hop)]
+
+  def frequency_responses(self, n_freqs: int = 512) -> dict:
+    """|H(f)| of the gammatone filters on ``linspace(0, sample_rate / 2, n_freqs)``."""
+    from mirjax.audio import gammatone  # pylint: disable=import-outside-toplevel
+    freqs = np.linspace(0.0, self.sample_rate / 2.0, n_freqs)
+    mags = gammatone.gammatone_response(
+        freqs, gammatone.gammatone_frequencies(self.n_bands, self.fmin, self.fmax))
+    return {"filterbank": {"freqs_hz": freqs.astype(np.float32), "magnitude": mags.astype(np.float32)}}
+
+
+class CQT(nn.Module):
+  """Log-magnitude constant-Q transform (`mirjax.audio.cqt`), in dB of power.
+
+  Attributes
+  ----------
+  sample_rate : int, Hz (default 16000)
+  hop : int, samples between frames (default 256)
+  fmin : float, lowest bin in Hz (default 32.70: C1)
+  n_bins, bins_per_octave : int, output features and their resolution (defaults 84, 12)
+  log_offset : float, added to the power before the log (default 1e-6)
+  """
+  sample_rate: int = 16000
+  hop: int = 256
+  fmin: float = 32.70319566257483
+  n_bins: int = 84
+  bins_per_octave: int = 12
+  log_offset: float = 1e-6
+
+  @nn.compact
+  def __call__(self, audio, train: bool = False):
+    del train
+    c = dsp.cqt(audio, sr=self.sample_rate, hop_length=self.hop, fmin=self.fmin,
+                n_bins=self.n_bins, bins_per_octave=self.bins_per_octave)
+    power = jnp.square(c.real) + jnp.square(c.imag)
+    return _db(power, self.log_offset)[:, :raw.n_frames(audio.shape[-1], self.hop)]
+
+  def frequency_responses(self, n_freqs: int = 512) -> dict:
+    """|kernel spectrum| of each bin, interpolated on ``linspace(0, sample_rate / 2, n_freqs)``."""
+    basis, n_fft, _ = dsp.cqt_filterbank(sr=self.sample_rate, fmin=float(self.fmin),
+                                         n_bins=self.n_bins, bins_per_octave=self.bins_per_octave,
+                                         sparsity=0.0)
+    grid = np.linspace(0.0, self.sample_rate / 2.0, n_fft // 2 + 1)
+    freqs = np.linspace(0.0, self.sample_rate / 2.0, n_freqs)
+    mags = np.stack([np.interp(freqs, grid, np.abs(row)) for row in basis])
+    return {"filterbank": {"freqs_hz": freqs.astype(np.float32), "magnitude": mags.astype(np.float32)}}
+
+
+class Chroma(nn.Module):
+  """Chromagram (`mirjax.audio.chroma_stft`): pitch-class energy, each frame divided by its max.
+
+  Attributes
+  ----------
+  sample_rate : int, Hz (default 16000)
+  hop : int, samples between frames (default 256)
+  n_fft : int, window and FFT size in samples (default 2048: 7.8 Hz bins, enough for bass notes)
+  n_chroma : int, output features (default 12)
+  """
+  sample_rate: int = 16000
+  hop: int = 256
+  n_fft: int = 2048
+  n_chroma: int = 12
+
+  @nn.compact
+  def __call__(self, audio, train: bool = False):
+    del train
+    c = dsp.chroma_stft(audio, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop,
+                        n_chroma=self.n_chroma)
+    return c[:, :raw.n_frames(audio.shape[-1], self.hop)]
+
+  def frequency_responses(self, n_freqs: int = 512) -> dict:
+    """The chroma weights, interpolated on ``linspace(0, sample_rate / 2, n_freqs)``."""
+    w = dsp.chroma_filterbank(sr=self.sample_rate, n_fft=self.n_fft, n_chroma=self.n_chroma)
+    grid = np.linspace(0.0, self.sample_rate / 2.0, self.n_fft // 2 + 1)
+    freqs = np.linspace(0.0, self.sample_rate / 2.0, n_freqs)
+    mags = np.stack([np.interp(freqs, grid, row) for row in w])
+    return {"filterbank": {"freqs_hz": freqs.astype(np.float32), "magnitude": mags.astype(np.float32)}}
