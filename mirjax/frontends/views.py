@@ -124,12 +124,16 @@ class CQT(nn.Module):
 
   def frequency_responses(self, n_freqs: int = 512) -> dict:
     """|kernel spectrum| of each bin, interpolated on ``linspace(0, sample_rate / 2, n_freqs)``."""
-    basis, n_fft, _ = dsp.cqt_filterbank(sr=self.sample_rate, fmin=float(self.fmin),
-                                         n_bins=self.n_bins, bins_per_octave=self.bins_per_octave,
-                                         sparsity=0.0)
-    grid = np.linspace(0.0, self.sample_rate / 2.0, n_fft // 2 + 1)
+    octaves, _ = dsp.cqt_filterbank(sr=self.sample_rate, fmin=float(self.fmin),
+                                    n_bins=self.n_bins, bins_per_octave=self.bins_per_octave,
+                                    sparsity=0.0, hop_length=self.hop)
     freqs = np.linspace(0.0, self.sample_rate / 2.0, n_freqs)
-    mags = np.stack([np.interp(freqs, grid, np.abs(row)) for row in basis])
+    rows = {}
+    for bins, decimation, basis, n_fft in octaves:  # each octave's kernels at its own rate
+      grid = np.linspace(0.0, self.sample_rate / 2.0 / decimation, n_fft // 2 + 1)
+      for k, row in zip(bins, basis):
+        rows[k] = np.interp(freqs, grid, np.abs(row), right=0.0)
+    mags = np.stack([rows[k] for k in sorted(rows)])
     return {"filterbank": {"freqs_hz": freqs.astype(np.float32), "magnitude": mags.astype(np.float32)}}
 
 
