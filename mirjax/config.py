@@ -34,16 +34,18 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   # "embedded" (music21 pieces rendered by mirjax), "folder" (your audio + tags.csv),
-  # "mtat" (MagnaTagATune) or "gtzan": the last three read --config.data.manual_dir
+  # "mtat" (MagnaTagATune), "gtzan", "esc50" or "nsynth": all but "embedded" read
+  # --config.data.manual_dir, the dataset's folder as distributed
   c.data.name = "embedded"
   c.data.config = "default"  # "embedded" builder config: "default" (~1,100 clips) or "smoke"
   c.data.label = ""  # "embedded": "" (tags) or a class label, "composer", "tempo" or "drums"
   c.data.data_dir = ""  # TFDS data dir; "" -> $MIRJAX_DATA_DIR or ~/.cache/mirjax/tfds
-  c.data.manual_dir = ""  # the dataset's folder, as distributed (folder / mtat / gtzan)
-  c.data.sample_rate = 16000  # folder / mtat / gtzan: audio is resampled to this rate, Hz
+  c.data.manual_dir = ""  # the dataset's folder, as distributed
+  c.data.sample_rate = 16000  # all but "embedded": audio is resampled to this rate, Hz
   c.data.clip_seconds = 10.0  # "folder": files are cut into clips of this length, seconds
   c.data.convention = "clean"  # "mtat": which clips count: "clean", "pons" or "all"
   c.data.top_k = 50  # "mtat": the most frequent tags kept
+  c.data.fold = 1  # "esc50": the test fold (1-5); the next one validates
   c.data.crop_seconds = 3.0  # length of training crops and evaluation chunks, seconds
   c.data.read_threads = 2  # host threads reading and cropping examples
 

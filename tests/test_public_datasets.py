@@ -1,4 +1,5 @@
-"""MagnaTagATune and GTZAN builders on small folders in the real layouts, faults included."""
+"""MagnaTagATune, GTZAN, ESC-50 and NSynth builders on small folders in the real layouts,
+faults included."""
 import csv
 import json
 import logging
@@ -11,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from mirjax.data import audio_io, public
-from mirjax.data.builders import gtzan, gtzan_splits, magnatagatune
+from mirjax.data.builders import esc50, gtzan, gtzan_splits, magnatagatune, nsynth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 16000
@@ -256,3 +257,105 @@ def test_genre_classification_runs_on_gtzan(gtzan_folder, data_dir, tmp_path):
   assert results["dataset"] == "gtzan/filtered"
   assert 0.0 <= results["test/accuracy"] <= 1.0 and 0.0 <= results["test/balanced_accuracy"] <= 1.0
   assert not os.path.exists(tmp_path / "per_tag.csv")
+
+
+# --- ESC-50 ------------------------------------------------------------------------------
+
+ESC_SR = 44100
+
+
+@pytest.fixture(scope="module")
+def esc50_folder(tmp_path_factory):
+  """Two clips of each of 3 classes in each of the 5 folds (0.5 s at 44.1 kHz), one of
+  them empty, as in the ESC-50 repository."""
+  root = tmp_path_factory.mktemp("esc50")
+  os.makedirs(root / "meta")
+  os.makedirs(root / "audio")
+  rows, classes = [], ("dog", "rain", "crying_baby")
+  for fold in range(1, 6):
+    for target, cat in enumerate(classes):
+      for take in "AB":
+        name = f"{fold}-{1000 + target}-{take}-{target}.wav"
+        rows.append([name, fold, target, cat, "False", str(1000 + target), take])
+        if (fold, target, take) == (2, 1, "B"):
+          (root / "audio" / name).write_bytes(b"")
+        else:
+          sf.write(root / "audio" / name, _tone(0.5, 300 + 100 * target, ESC_SR, seed=fold), ESC_SR)
+  with open(root / "meta" / "esc50.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
+    w.writerows(rows)
+  return str(root)
+
+
+@pytest.mark.parametrize("fold", [1, 5])
+def test_esc50_folds_labels_and_skips(esc50_folder, data_dir, fold):
+  sources, info = public.load_esc50(esc50_folder, data_dir, fold=fold)
+  assert info.class_names == ("dog", "rain", "crying_baby") and info.name == f"esc50/fold{fold}"
+  assert info.skipped == 1 and "empty" in info.skipped_files["audio/2-1001-B-1.wav"]
+  folds = {s: {int(ex["path"].decode().split("/")[1][0]) for ex in _examples(src)}
+           for s, src in sources.items()}
+  assert folds == {"test": {fold}, "valid": {fold % 5 + 1},
+                   "train": set(range(1, 6)) - {fold, fold % 5 + 1}}
+  for ex in _examples(sources["test"]):
+    assert int(ex["label"]) == int(ex["path"].decode()[-5])
+    assert len(ex["audio"]) == SR // 2  # 0.5 s resampled to 16 kHz
+
+
+def test_esc50_bad_folder_and_fold_are_clear_errors(tmp_path, esc50_folder, data_dir):
+  with pytest.raises(esc50.ESC50Error, match="esc50.csv"):
+    public.load_esc50(str(tmp_path), data_dir)
+  with pytest.raises(ValueError, match="folds 1-5"):
+    public.load_esc50(esc50_folder, data_dir, fold=6)
+
+
+def test_classification_runs_on_esc50(esc50_folder, data_dir, tmp_path):
+  p = _main("configs/melcnn.py:gtzan", esc50_folder, tmp_path, data_dir, "--config.data.name=esc50",
+            "--config.data.fold=3", "--config.data.crop_seconds=0.5")
+  assert p.returncode == 0, p.stderr[-4000:]
+  results = json.load(open(tmp_path / "results.json"))
+  assert results["dataset"] == "esc50/fold3" and 0.0 <= results["test/accuracy"] <= 1.0
+
+
+# --- NSynth ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nsynth_folder(tmp_path_factory):
+  """nsynth-train and nsynth-test with a few notes each (0.25 s), one note's file missing."""
+  root = tmp_path_factory.mktemp("nsynth")
+  notes = {}
+  for sub, fams in (("nsynth-train", (0, 3, 9, 10)), ("nsynth-test", (0, 3, 9))):
+    os.makedirs(root / sub / "audio")
+    index = {}
+    for fam in fams:
+      for pitch in (40, 60):
+        name = f"{nsynth.FAMILIES[fam]}_acoustic_{fam:03d}-{pitch:03d}-100"
+        index[name] = {"note_str": name, "pitch": pitch, "velocity": 100, "sample_rate": 16000,
+                       "instrument_family": fam, "instrument_family_str": nsynth.FAMILIES[fam],
+                       "instrument_source": 0, "instrument_source_str": "acoustic"}
+        if not (sub == "nsynth-test" and fam == 9 and pitch == 60):
+          sf.write(root / sub / "audio" / f"{name}.wav", _tone(0.25, 55 * 2 ** ((pitch - 33) / 12)), SR)
+        notes[f"{sub}/audio/{name}.wav"] = fam
+    with open(root / sub / "examples.json", "w") as f:
+      json.dump(index, f)
+  return str(root), notes
+
+
+def test_nsynth_families_splits_and_skips(nsynth_folder, data_dir):
+  folder, notes = nsynth_folder
+  sources, info = public.load_nsynth(folder, data_dir)
+  assert info.class_names == nsynth.FAMILIES and set(sources) == {"train", "test"}
+  assert list(info.skipped_files) == ["nsynth-test/audio/synth_lead_acoustic_009-060-100.wav"]
+  got = {ex["path"].decode(): int(ex["label"]) for src in sources.values() for ex in _examples(src)}
+  assert got == {p: f for p, f in notes.items() if p not in info.skipped_files}
+  assert {ex["path"].decode().split("/")[0] for ex in _examples(sources["test"])} == {"nsynth-test"}
+
+
+def test_nsynth_bad_index_is_a_clear_error(tmp_path, data_dir):
+  with pytest.raises(nsynth.NSynthError, match="examples.json"):
+    public.load_nsynth(str(tmp_path), data_dir)
+  os.makedirs(tmp_path / "nsynth-valid")
+  (tmp_path / "nsynth-valid" / "examples.json").write_text('{"x": {"instrument_family": 42}}')
+  with pytest.raises(nsynth.NSynthError, match="instrument_family"):
+    public.load_nsynth(str(tmp_path), data_dir)

@@ -32,6 +32,8 @@ DATASETS = {  # data.name -> what --config.data.manual_dir must hold
     "folder": "your audio files + tags.csv",
     "mtat": "the MagnaTagATune distribution: annotations_final.csv, clip_info_final.csv, 0/..f/",
     "gtzan": "GTZAN: genres/<genre>/<genre>.NNNNN.wav",
+    "esc50": "ESC-50: meta/esc50.csv and audio/*.wav",
+    "nsynth": "NSynth: nsynth-{train,valid,test}/examples.json and audio/*.wav",
 }
 
 
@@ -53,6 +55,10 @@ def _load(cfg):
   if cfg.name == "mtat":
     return public.load_mtat(cfg.manual_dir, data_dir, convention=cfg.convention,
                             sample_rate=cfg.sample_rate, top_k=cfg.top_k)
+  if cfg.name == "esc50":
+    return public.load_esc50(cfg.manual_dir, data_dir, fold=cfg.fold, sample_rate=cfg.sample_rate)
+  if cfg.name == "nsynth":
+    return public.load_nsynth(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
   return public.load_gtzan(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
 
 

@@ -2,6 +2,8 @@
 
   sources, info = load_mtat("/data/magnatagatune", convention="clean")
   sources, info = load_gtzan("/data/gtzan")
+  sources, info = load_esc50("/data/ESC-50-master", fold=1)
+  sources, info = load_nsynth("/data/nsynth")
 
 Each call builds the TFDS dataset on first use (progress bars, bad files skipped and
 listed) and reads the cache afterwards. Nothing is downloaded and no TensorFlow is imported.
@@ -12,7 +14,7 @@ import os
 import tensorflow_datasets as tfds
 
 from mirjax.data import default_data_dir
-from mirjax.data.builders import gtzan, magnatagatune
+from mirjax.data.builders import esc50, gtzan, magnatagatune, nsynth
 from mirjax.data.folder import NumpySource
 
 
@@ -71,6 +73,17 @@ def load_mtat(manual_dir, data_dir=None, convention: str = "clean", sample_rate:
       skipped_files=dict(meta["skipped_files"]))
 
 
+def _load_labelled(builder):
+  builder.download_and_prepare()
+  meta = builder.info.metadata
+  splits = [s for s in ("train", "valid", "test") if s in builder.info.splits]
+  sources = {s: NumpySource(builder.as_data_source(s)) for s in splits}
+  return sources, Info(
+      name=meta["dataset"], sample_rate=int(meta["sample_rate"]),
+      num_examples={s: len(sources[s]) for s in splits}, class_names=tuple(meta["class_names"]),
+      skipped=int(meta["skipped"]), skipped_files=dict(meta["skipped_files"]))
+
+
 def load_gtzan(manual_dir, data_dir=None, sample_rate: int = 16000):
   """GTZAN from its distribution folder, fault-filtered split (layout: `gtzan.LAYOUT`).
 
@@ -79,9 +92,17 @@ def load_gtzan(manual_dir, data_dir=None, sample_rate: int = 16000):
     {"audio": int16 (samples,), "label": int32, "path": bytes}; info is an `Info` with
     `class_names` (the ten genres).
   """
-  builder = gtzan.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate)
-  sources, meta, counts = _prepare(builder, manual_dir)
-  return sources, Info(
-      name="gtzan/filtered", sample_rate=int(meta["sample_rate"]), num_examples=counts,
-      class_names=tuple(meta["class_names"]), skipped=int(meta["skipped"]),
-      skipped_files=dict(meta["skipped_files"]))
+  return _load_labelled(gtzan.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))
+
+
+def load_esc50(manual_dir, data_dir=None, fold: int = 1, sample_rate: int = 16000):
+  """ESC-50 from its distribution folder with test fold `fold` (layout: `esc50.LAYOUT`);
+  sources and info as `load_gtzan` (50 classes)."""
+  return _load_labelled(esc50.make_builder(manual_dir, data_dir or default_data_dir(), fold,
+                                           sample_rate))
+
+
+def load_nsynth(manual_dir, data_dir=None, sample_rate: int = 16000):
+  """NSynth instrument families from the official split folders (layout: `nsynth.LAYOUT`);
+  sources and info as `load_gtzan` (11 classes)."""
+  return _load_labelled(nsynth.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))
