@@ -1,0 +1,52 @@
+"""What every benchmark shares: medians of repeated timings, the machine's float32 matmul
+peak, XLA's FLOP count of a jitted function, and a plain table."""
+import resource
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def header(name: str) -> str:
+  """One line naming the benchmark, the devices and the versions."""
+  devs = jax.devices()
+  return (f"{name}: {len(devs)} x {devs[0].device_kind} ({devs[0].platform}), "
+          f"{jax.process_count()} process(es), jax {jax.__version__}, python {sys.version.split()[0]}")
+
+
+def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
+  """Median wall time of `fn()` in seconds over `repeats` calls after `warmup` calls; `fn`
+  must block until its work is done (e.g. end in `jax.block_until_ready`)."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+  return statistics.median(times)
+
+
+def flops(jitted, *args) -> float:
+  """XLA's count of the floating-point operations of one call of a jitted function."""
+  cost = jitted.lower(*args).compile().cost_analysis()
+  if isinstance(cost, (list, tuple)):  # older jax: one dict per computation
+    cost = cost[0]
+  return float(cost.get("flops", float("nan")))
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+  """Measured float32 matmul throughput (FLOP/s) of an n x n by n x n product on device 0:
+  the peak the other figures are compared with."""
+  a = jax.device_put(jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32))
+  f = jax.jit(lambda x: x @ x)
+  seconds = median_seconds(lambda: f(a).block_until_ready(), repeats)
+  return 2.0 * n ** 3 / seconds
+
+
+def peak_rss_mb() -> float:
+  """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -1,0 +1,104 @@
+"""The flagship's train step: `python -m mirjax.bench.train [--quick]`.
+
+Times the jitted, sharded train step of configs/sincmodnet.py (SincModNet + short-chunk
+CNN, AdamW) on synthetic 3 s batches over every device JAX sees, and prints: examples/s,
+the model FLOP utilisation (XLA's FLOP count of the step / step time / the devices'
+measured float32 matmul peak), and the process's peak host memory. When PyTorch is
+installed it times a PyTorch port of the same model and step (`mirjax.bench.torch_port`)
+on the same batch and prints the ratio.
+"""
+import functools
+import time
+import types
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+from mirjax import config as config_lib, sharding, steps
+from mirjax.bench import common
+from mirjax.system import build_system
+
+flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
+flags.DEFINE_integer("steps", 20, "Timed steps (after two warm-up steps).")
+flags.DEFINE_bool("torch", True, "Also time the PyTorch port when PyTorch is installed.")
+flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+FLAGS = flags.FLAGS
+N_TAGS = 19  # as the embedded data
+
+
+def _batch(n, seconds, seed=0):
+  rng = np.random.default_rng(seed)
+  return {"audio": (0.1 * rng.standard_normal((n, int(seconds * 16000)))).astype(np.float32),
+          "tags": (rng.random((n, N_TAGS)) < 0.2).astype(np.uint8)}
+
+
+def time_mirjax(config, batch, n_steps):
+  """(seconds per step, FLOPs per step) of the sharded, jitted flagship train step."""
+  info = types.SimpleNamespace(name="synthetic", sample_rate=16000,
+                               tag_names=tuple(f"tag{i}" for i in range(N_TAGS)))
+  system = build_system(config, info)
+  mesh = sharding.make_mesh(-1)
+  rep = sharding.replicated(mesh)
+  state = jax.jit(system.make_state, out_shardings=rep)(jax.random.key(0))
+  step = jax.jit(functools.partial(steps.train_step, model=system.model, task=system.task,
+                                   tx=system.tx), in_shardings=(rep, sharding.batch_sharding(mesh)),
+                 out_shardings=(rep, rep), donate_argnums=0)
+  b = sharding.to_global(batch, mesh)
+  flops = common.flops(step, state, b)
+  for _ in range(2):
+    state, _ = step(state, b)
+  jax.block_until_ready(state)
+  t = time.perf_counter()
+  for _ in range(n_steps):
+    state, _ = step(state, b)
+  jax.block_until_ready(state)
+  return (time.perf_counter() - t) / n_steps, flops
+
+
+def time_torch(config, batch, n_steps):
+  """Seconds per step of the PyTorch port, or None when PyTorch is not installed."""
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  from mirjax.bench import torch_port  # pylint: disable=import-outside-toplevel
+  model = torch_port.flagship(config.model, N_TAGS).train()
+  step = torch_port.train_step_fn(model)
+  audio, tags = torch.from_numpy(batch["audio"]), torch.from_numpy(batch["tags"].astype(np.float32))
+  for _ in range(2):
+    step(audio, tags)
+  t = time.perf_counter()
+  for _ in range(n_steps):
+    step(audio, tags)
+  return (time.perf_counter() - t) / n_steps
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  batch_size, n_steps = (2 * jax.device_count(), 2) if FLAGS.quick else (FLAGS.batch, FLAGS.steps)
+  config = config_lib.tagging("sincmodnet")
+  seconds = 1.0 if FLAGS.quick else config.data.crop_seconds
+  print(common.header("mirjax.bench.train"))
+  peak = common.matmul_peak(512 if FLAGS.quick else 2048)
+  batch = _batch(batch_size, seconds)
+  step_s, flops = time_mirjax(config, batch, n_steps)
+  rss = common.peak_rss_mb()  # before PyTorch allocates anything
+  n_dev = jax.device_count()
+  print(f"flagship train step (configs/sincmodnet.py), batch {batch_size} x {seconds:g} s, "
+        f"{n_dev} device(s), mean of {n_steps} steps")
+  print(f"  mirjax:  {batch_size / step_s:8.1f} examples/s  ({1e3 * step_s:.1f} ms/step)")
+  print(f"  model FLOP utilisation: {100 * flops / step_s / (peak * n_dev):.1f}% "
+        f"({flops / 1e9:.2f} GFLOP/step by XLA's count, peak {peak / 1e9:.1f} GFLOP/s per device)")
+  torch_s = time_torch(config, batch, n_steps) if FLAGS.torch else None
+  if torch_s is None:
+    print("  PyTorch port: skipped (PyTorch is not installed: `pip install torch` to compare)")
+  else:
+    print(f"  PyTorch port: {batch_size / torch_s:8.1f} examples/s  ({1e3 * torch_s:.1f} ms/step)"
+          f"  -> mirjax / PyTorch = {torch_s / step_s:.2f}x")
+  print(f"  peak host memory of the mirjax run: {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+  app.run(main)
