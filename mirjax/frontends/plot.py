@@ -1,9 +1,7 @@
 """Plots of front-end filter magnitude responses (the dict `frequency_responses` returns)."""
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on servers
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.cm
+import numpy as np
+from matplotlib.figure import Figure  # not pyplot: leaves the user's backend (e.g. a notebook's) alone
 
 
 def plot_frequency_responses(responses: dict, path: str, title: str = "",
@@ -24,12 +22,13 @@ def plot_frequency_responses(responses: dict, path: str, title: str = "",
   path
   """
   names = list(responses)
-  fig, axes = plt.subplots(len(names), 1, figsize=(8, 3 * len(names)), squeeze=False)
+  fig = Figure(figsize=(8, 3 * len(names)))
+  axes = fig.subplots(len(names), 1, squeeze=False)
   for ax, name in zip(axes[:, 0], names):
     freqs = np.asarray(responses[name]["freqs_hz"])
     mag = np.asarray(responses[name]["magnitude"], np.float64)
     db = 20.0 * np.log10(np.maximum(mag / max(mag.max(), 1e-30), 1e-12))
-    colors = plt.cm.viridis(np.linspace(0.0, 1.0, len(db)))
+    colors = matplotlib.cm.viridis(np.linspace(0.0, 1.0, len(db)))
     for row, color in zip(db, colors):
       ax.plot(freqs, row, color=color, linewidth=0.8)
     ax.set_ylim(-db_range, 3.0)
@@ -41,5 +40,4 @@ def plot_frequency_responses(responses: dict, path: str, title: str = "",
     fig.suptitle(title)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
   return path
