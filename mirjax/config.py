@@ -15,14 +15,21 @@ from mirjax import models
 def combine_config(name: str = "sum") -> ml_collections.ConfigDict:
   """How the optimizer combines per-branch gradients (mirjax/optim/combine.py)."""
   c = ml_collections.ConfigDict()
-  # "sum", "static" (weights below), "uniform" (1 / K each) or "gradient_blending"
+  # "sum", "static" (weights below), "uniform" (1 / K each), "gradient_blending", or a
+  # multi-task weighting: "uncertainty", "gradnorm", "dwa", "pcgrad" (mirjax/optim/weighting.py)
   c.name = name
   c.weights = ml_collections.ConfigDict()  # {branch: weight} for "static"
   c.normalize = "sum"  # "uniform" / "gradient_blending": weights sum to 1 ("sum") or to K ("mean")
-  c.window = 200  # "gradient_blending": steps between weight re-estimations (a super-epoch)
+  c.window = 200  # "gradient_blending", "dwa": steps between weight re-estimations (an epoch)
   c.smoothing = 0.0  # "gradient_blending": w <- s * w_old + (1 - s) * w_new
   c.eps = 1e-4  # "gradient_blending": added to the squared overfitting change
   c.holdout_fraction = 0.1  # "gradient_blending": training split carved off as held-out
+  c.uncertainty_lr = 0.01  # "uncertainty": step size of the learned log-variances
+  c.gradnorm_layer = ""  # "gradnorm": substring of the last shared layer's parameter paths
+  c.gradnorm_alpha = 1.5  # "gradnorm": strength of the pull toward equal training rates
+  c.gradnorm_lr = 0.025  # "gradnorm": step size of the weights
+  c.dwa_temperature = 2.0  # "dwa": softmax temperature of the loss ratios
+  c.pcgrad_seed = 0  # "pcgrad": seed of the random projection order
   return c
 
 

@@ -17,7 +17,10 @@ import jax
 import jax.numpy as jnp
 from optax.experimental import aggregating
 
-COMBINERS = ("sum", "static", "uniform", "gradient_blending")
+from mirjax.optim import weighting
+
+LINEAR = ("sum", "static", "uniform", "gradient_blending")  # weights that ignore the gradients
+COMBINERS = LINEAR + ("uncertainty", "gradnorm", "dwa", "pcgrad")
 
 
 class BranchWeightsState(NamedTuple):
@@ -134,8 +137,21 @@ def reestimate(opt_state, train_loss, heldout_loss, *, smoothing=0.0, normalize=
 
 def build(cfg, branches: Sequence[str]) -> aggregating.Aggregator:
   """cfg.name: 'sum' (all weights 1), 'static' (cfg.weights: {branch: weight}), 'uniform'
-  (all 1 / K) or 'gradient_blending' (starts uniform; `reestimate` moves the weights)."""
+  (all 1 / K), 'gradient_blending' (starts uniform; `reestimate` moves the weights), or a
+  multi-task weighting of `weighting`: 'uncertainty', 'gradnorm', 'dwa', 'pcgrad'."""
   k = len(branches)
+  if cfg.name == "uncertainty":
+    return weighting.uncertainty(k, cfg.get("uncertainty_lr", 1e-2))
+  if cfg.name == "gradnorm":
+    if not cfg.get("gradnorm_layer"):
+      raise ValueError("optim.combine.name='gradnorm' needs optim.combine.gradnorm_layer: a "
+                       "substring of the last shared layer's parameter paths")
+    return weighting.gradnorm(k, cfg.gradnorm_layer, cfg.get("gradnorm_alpha", 1.5),
+                              cfg.get("gradnorm_lr", 0.025))
+  if cfg.name == "dwa":
+    return weighting.dwa(k, cfg.get("window", 100), cfg.get("dwa_temperature", 2.0))
+  if cfg.name == "pcgrad":
+    return weighting.pcgrad(k, cfg.get("pcgrad_seed", 0))
   if cfg.name == "sum":
     return blended([1.0] * k)
   if cfg.name in ("uniform", "gradient_blending"):
@@ -152,14 +168,17 @@ def build(cfg, branches: Sequence[str]) -> aggregating.Aggregator:
 def contracts(cfg) -> bool:
   """Whether the combiner's weights ignore the gradients, so the train step may contract
   the branch axis with them inside one backward pass (exactly the same update)."""
-  return cfg.name in COMBINERS and not cfg.get("per_branch_backward", False)
+  return cfg.name in LINEAR and not cfg.get("per_branch_backward", False)
+
+
+STATES = (BranchWeightsState,) + weighting.WEIGHT_STATES
 
 
 def branch_weights(opt_state):
   """The (n_branches,) weights inside an optimizer state built by `optim.build`."""
-  found = [s.weights for s in jax.tree.leaves(
-      opt_state, is_leaf=lambda x: isinstance(x, BranchWeightsState)) if isinstance(s, BranchWeightsState)]
+  found = [s.weights for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, STATES))
+           if isinstance(s, STATES)]
   if len(found) != 1:
-    raise ValueError(f"expected one BranchWeightsState in the optimizer state, found {len(found)}")
+    raise ValueError(f"expected one branch-weights state in the optimizer state, found {len(found)}")
   return found[0]
 
