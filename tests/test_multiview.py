@@ -134,7 +134,7 @@ def test_compare_job_writes_the_table_and_reuses_finished_runs(tmp_path, data_di
     got = json.load(open(tmp_path / r["variant"] / f"seed{r['seed']}" / "results.json"))["test/accuracy"]
     assert float(r["accuracy"]) == pytest.approx(got)
   mean = np.mean([float(r["accuracy"]) for r in rows if r["variant"] == "blend"])
-  assert f"| blend | {mean:.4f} |" in table
+  assert f"| blend | {mean:.4f} ± " in table and "balanced_accuracy" in table
   before = os.path.getmtime(tmp_path / "blend" / "seed0" / "results.json")
   _main(tmp_path, data_dir, "smoke,drums,compare", "--config.train.num_steps=4")
   assert os.path.getmtime(tmp_path / "blend" / "seed0" / "results.json") == before

@@ -30,29 +30,34 @@ def run_variant(config, variant: str, seed: int, workdir: str) -> dict:
   return train.train_and_evaluate(c, workdir)
 
 
-def summarize(rows, metric: str, variants) -> str:
-  """A markdown table: variant, mean and standard deviation of `metric` over seeds, runs."""
-  lines = [f"| variant | test {metric} (mean) | std | seeds |", "|---|---|---|---|"]
+def summarize(rows, metrics, variants) -> str:
+  """A markdown table: per variant, the mean and sample standard deviation over seeds of
+  each test metric, and the number of runs."""
+  head = " | ".join(f"test {m} (mean ± std)" for m in metrics)
+  lines = [f"| variant | {head} | seeds |", "|---|" + "---|" * len(metrics) + "---|"]
   for v in variants:
-    values = np.array([r[metric] for r in rows if r["variant"] == v], np.float64)
-    std = values.std(ddof=1) if len(values) > 1 else float("nan")
-    lines.append(f"| {v} | {values.mean():.4f} | {std:.4f} | {len(values)} |")
+    cells = []
+    for m in metrics:
+      values = np.array([r[m] for r in rows if r["variant"] == v], np.float64)
+      std = values.std(ddof=1) if len(values) > 1 else float("nan")
+      cells.append(f"{values.mean():.4f} ± {std:.4f}")
+    lines.append(f"| {v} | {' | '.join(cells)} | {sum(r['variant'] == v for r in rows)} |")
   return "\n".join(lines)
 
 
 def compare(config, workdir: str) -> str:
-  metric, variants = config.compare.metric, tuple(config.compare.variants)
+  metrics, variants = tuple(config.compare.metrics), tuple(config.compare.variants)
   rows = []
   for variant in variants:
     for seed in config.compare.seeds:
       results = run_variant(config, variant, seed, os.path.join(workdir, variant, f"seed{seed}"))
-      key = f"test/{metric}"
-      if key not in results:
-        raise ValueError(f"runs report no {key!r}; set --config.compare.metric to one of "
+      missing = [m for m in metrics if f"test/{m}" not in results]
+      if missing:
+        raise ValueError(f"runs report no test {missing}; set --config.compare.metrics to some of "
                          f"{sorted(k[5:] for k in results if k.startswith('test/'))}")
-      rows.append({"variant": variant, "seed": int(seed), metric: float(results[key]),
-                   "dataset": results["dataset"]})
+      rows.append({"variant": variant, "seed": int(seed), "dataset": results["dataset"],
+                   **{m: float(results[f"test/{m}"]) for m in metrics}})
   table = (f"{rows[0]['dataset']}, {len(config.compare.seeds)} seeds, "
-           f"{config.train.num_steps} steps each\n\n" + summarize(rows, metric, variants))
+           f"{config.train.num_steps} steps each\n\n" + summarize(rows, metrics, variants))
   metrics.write_comparison(workdir, rows, table)
   return table
