@@ -163,3 +163,74 @@ def multiview_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collecti
                      f"{list(MULTIVIEW_VARIANTS)} or single_<view> with a view of {sorted(c.model.frontends)}")
   c.variant = variant
   return c
+
+
+# Worker selections of the self-supervised comparison (mirjax/tasks/reconstruction.py).
+WORKER_SETS = {
+    "all": ("waveform", "lps", "mfcc", "logmel", "chroma", "tempogram", "prosody", "contrast"),
+    "spectral": ("lps", "mfcc", "logmel", "chroma", "contrast"),
+    "temporal": ("waveform", "tempogram", "prosody"),
+    "pase": ("waveform", "lps", "mfcc", "prosody"),  # PASE's own workers
+}
+# Loss weightings by name: the combiner each uses (mirjax/optim/combine.py).
+WEIGHTINGS = {"equal": "sum", "uncertainty": "uncertainty", "gradnorm": "gradnorm", "dwa": "dwa",
+              "pcgrad": "pcgrad"}
+
+
+def ssl_variant(c: ml_collections.ConfigDict, encoder=None, workers=None, weighting=None):
+  """Set a pre-training config's encoder (models.ENCODERS), worker selection (WORKER_SETS)
+  and loss weighting (WEIGHTINGS); None leaves that part as it is."""
+  if encoder is not None:
+    c.model.encoder = models.encoder_config(encoder)
+  if workers is not None:
+    if workers not in WORKER_SETS:
+      raise ValueError(f"unknown worker selection {workers!r}; choose from {sorted(WORKER_SETS)}")
+    c.task.branches = WORKER_SETS[workers]
+  if weighting is not None:
+    if weighting not in WEIGHTINGS:
+      raise ValueError(f"unknown loss weighting {weighting!r}; choose from {sorted(WEIGHTINGS)}")
+    c.optim.combine.name = WEIGHTINGS[weighting]
+  c.optim.combine.gradnorm_layer = "['body']['project']"  # the encoder's last (shared) layer
+  return c
+
+
+def ssl(stage="pretrain", encoder="cnn_logmel", workers="all", weighting="equal",
+        downstream="tagging", smoke_run=False) -> ml_collections.ConfigDict:
+  """A config of configs/ssl.py: pre-training ("pretrain", "compare") or a downstream
+  "probe" / "finetune" of a pre-trained encoder (--config.model.pretrained)."""
+  from mirjax.data.embedded import LABELS  # pylint: disable=import-outside-toplevel
+  model = models.probe_config if stage in ("probe", "finetune") else models.ssl_config
+  c = base(model(encoder))
+  c.train.num_steps = 1500
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 500
+  c.optim.combine.window = 50  # "dwa": steps per loss-ratio window
+  c.eval.n_chunks = 2
+  if stage in ("pretrain", "compare"):
+    c.task.name = "reconstruction"
+    ssl_variant(c, workers=workers, weighting=weighting)
+  else:
+    c.model.freeze = stage == "probe"
+    if downstream != "tagging":
+      if downstream not in LABELS:
+        raise ValueError(f"unknown downstream task {downstream!r}; 'tagging' or one of {sorted(LABELS)}")
+      c.data.label = downstream
+      c.task.name = "classification"
+      c.task.branches = ("classification",)
+    c.train.num_steps = 1000
+  c.compare = ml_collections.ConfigDict()
+  # Pre-training runs of the grid, "encoder,workers,weighting" each, probed downstream; and
+  # "random": the encoder untrained (the floor pre-training should raise).
+  c.compare.grid = tuple(f"cnn_logmel,all,{w}" for w in WEIGHTINGS) + (
+      "cnn_logmel,spectral,equal", "cnn_logmel,temporal,equal", "pase,all,equal",
+      "sincmodnet,all,equal", "random")
+  c.compare.downstream = ("tagging", "tempo")  # probes trained on each frozen encoder
+  c.compare.probe_steps = 600  # steps of each probe
+  if smoke_run:
+    smoke(c)
+    c.optim.combine.window = 3
+    c.compare.grid = ("cnn_logmel,all,equal", "cnn_logmel,temporal,pcgrad", "random")
+    c.compare.probe_steps = 4
+  if stage == "compare":
+    c.job = "compare_ssl"
+  return c

@@ -19,7 +19,7 @@ flags.DEFINE_integer("num_processes", 1, "Number of processes of a multi-process
 flags.DEFINE_integer("process_id", 0, "This process's index in [0, num_processes).")
 flags.mark_flags_as_required(["config", "workdir"])
 
-JOBS = ("train", "compare")
+JOBS = ("train", "compare", "compare_ssl")
 
 
 def _start_distributed():
@@ -49,7 +49,8 @@ def main(argv):
                jax.devices()[0].platform)
   from mirjax.checkpoint import IncompatibleCheckpointError
   from mirjax.jobs import compare, train
-  run = {"train": train.train_and_evaluate, "compare": compare.compare}[config.job]
+  run = {"train": train.train_and_evaluate, "compare": compare.compare,
+         "compare_ssl": compare.compare_ssl}[config.job]
   try:
     run(config, flags.FLAGS.workdir)
   except (IncompatibleCheckpointError, ValueError) as e:

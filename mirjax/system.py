@@ -22,10 +22,14 @@ class System(NamedTuple):
   abstract_state: Any  # ShapeDtypeStructs of the TrainState
 
 
-def init_state(rng, *, model, tx, example_audio):
-  """A fresh TrainState: parameters and batch statistics from `model.init`."""
+def init_state(rng, *, model, tx, example_audio, graft=None):
+  """A fresh TrainState: parameters and batch statistics from `model.init`, with the
+  top-level entries of `graft` ({collection: {name: subtree}}, e.g. a pre-trained encoder)
+  put in place of the fresh ones."""
   params_rng, dropout_rng, run_rng = jax.random.split(rng, 3)
   variables = dict(model.init({"params": params_rng, "dropout": dropout_rng}, example_audio, train=False))
+  for collection, trees in (graft or {}).items():
+    variables[collection] = {**variables[collection], **trees}
   params = variables.pop("params")
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
                     opt_state=tx.init(params), rng=run_rng)
@@ -46,14 +50,42 @@ def build_system(config, info) -> System:
 
   Raises ValueError when the dataset's sample rate is not the one the model expects.
   """
+  graft = None
+  if config.model.name == "probe" and config.model.pretrained:
+    config, graft = _with_pretrained_encoder(config)
   check_sample_rate(config, info.sample_rate, info.name)
-  task = tasks.build(config.task, info, models.branch_names(config.model, config.task.branches))
-  model = models.build(config.model, n_outputs=task.n_outputs, branches=task.branches)
-  tx = optim.build(config.optim, task.branches, config.train.num_steps)
+  stride = models.encoder_stride(config.model) if config.model.name in ("ssl", "probe") else None
+  task = tasks.build(config.task, info, models.branch_names(config.model, config.task.branches),
+                     stride=stride)
+  model = models.build(config.model, n_outputs=getattr(task, "n_outputs", None),
+                       branches=task.branches, dims=getattr(task, "dims", ()))
+  frozen = ("encoder",) if config.model.name == "probe" and config.model.freeze else ()
+  tx = optim.build(config.optim, task.branches, config.train.num_steps, frozen=frozen)
   crop = int(round(config.data.crop_seconds * info.sample_rate))
-  make_state = functools.partial(init_state, model=model, tx=tx, example_audio=jnp.zeros((1, crop)))
+  make_state = functools.partial(init_state, model=model, tx=tx, example_audio=jnp.zeros((1, crop)),
+                                 graft=graft)
   abstract = jax.eval_shape(make_state, jax.random.PRNGKey(config.seed))
   return System(model, task, tx, crop, make_state, abstract)
+
+
+def _with_pretrained_encoder(config):
+  """(config whose model.encoder is the pre-trained run's, {collection: {"encoder": ...}})."""
+  import copy
+  import numpy as np
+  system, state, _ = load_trained(config.model.pretrained)
+  if system.model.__class__.__name__ != "SSLModel":
+    raise ValueError(f"model.pretrained={config.model.pretrained!r} is not a self-supervised "
+                     "pre-training run (its model has no encoder with workers)")
+  saved = load_config(config.model.pretrained)
+  config = copy.deepcopy(config)
+  with config.unlocked():
+    config.model.encoder = saved.model.encoder
+  host = lambda t: jax.tree.map(np.asarray, t)
+  graft = {"params": {"encoder": host(state.params["encoder"])}}
+  for name, tree in state.model_state.items():
+    if "encoder" in tree:
+      graft[name] = {"encoder": host(tree["encoder"])}
+  return config, graft
 
 
 def checkpoint_meta(info, task) -> dict:
@@ -88,6 +120,7 @@ def load_trained(workdir: str, step: int | None = None):
           f"no checkpoint in {workdir!r}: train a model there first, e.g. "
           f"python -m mirjax.main --config=configs/sincmodnet.py --workdir={workdir}")
     config = ml_collections.ConfigDict(ckpt.saved_config(step))
+    config.lock()
     meta = ckpt.saved_meta(step)
     info = types.SimpleNamespace(name=meta["dataset"], sample_rate=meta["sample_rate"],
                                  tag_names=tuple(meta["tag_names"]),
@@ -99,3 +132,19 @@ def load_trained(workdir: str, step: int | None = None):
   finally:
     ckpt.close()
   return system, state, meta
+
+
+def load_config(workdir: str):
+  """The config of the newest checkpoint in `workdir`, as a locked ConfigDict."""
+  import ml_collections
+  from mirjax import checkpoint
+  ckpt = checkpoint.Checkpointer(workdir)
+  try:
+    step = ckpt.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {workdir!r}")
+    config = ml_collections.ConfigDict(ckpt.saved_config(step))
+  finally:
+    ckpt.close()
+  config.lock()
+  return config

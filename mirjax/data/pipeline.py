@@ -34,6 +34,7 @@ DATASETS = {  # data.name -> what --config.data.manual_dir must hold
     "gtzan": "GTZAN: genres/<genre>/<genre>.NNNNN.wav",
     "esc50": "ESC-50: meta/esc50.csv and audio/*.wav",
     "nsynth": "NSynth: nsynth-{train,valid,test}/examples.json and audio/*.wav",
+    "audio": "any audio files, unlabelled (self-supervised pre-training)",
 }
 
 
@@ -57,6 +58,8 @@ def _load(cfg):
                             sample_rate=cfg.sample_rate, top_k=cfg.top_k)
   if cfg.name == "esc50":
     return public.load_esc50(cfg.manual_dir, data_dir, fold=cfg.fold, sample_rate=cfg.sample_rate)
+  if cfg.name == "audio":
+    return public.load_unlabelled(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
   if cfg.name == "nsynth":
     return public.load_nsynth(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
   return public.load_gtzan(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
@@ -103,7 +106,8 @@ def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: st
   def random_crop(ex, rng: np.random.Generator):
     audio = fit_length(ex["audio"], crop)
     start = int(rng.integers(0, len(audio) - crop + 1))
-    return {"audio": to_float(audio[start:start + crop]), target: ex[target]}
+    out = {"audio": to_float(audio[start:start + crop])}
+    return {**out, target: ex[target]} if target else out  # self-supervised: audio only
 
   ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
   ds = ds[jax.process_index()::jax.process_count()]
@@ -123,13 +127,16 @@ def eval_batches(source, *, global_batch: int, crop: int, n_chunks: int, target:
   n, procs, p = len(source), jax.process_count(), jax.process_index()
   local = global_batch // procs
   total = math.ceil(n / global_batch) * global_batch
-  first = source[0]
+  first = source[0] if target else None
 
   def read(i):
-    ex = source[i] if i < n else {"audio": np.zeros(crop, np.int16), target: np.zeros_like(first[target])}
+    ex = source[i] if i < n else {"audio": np.zeros(crop, np.int16)}
     audio = fit_length(ex["audio"], crop)
     chunks = np.stack([audio[s:s + crop] for s in chunk_starts(len(audio), crop, n_chunks)])
-    return {"audio": to_float(chunks), target: ex[target], "mask": np.bool_(i < n)}
+    out = {"audio": to_float(chunks), "mask": np.bool_(i < n)}
+    if target:
+      out[target] = ex[target] if i < n else np.zeros_like(first[target])
+    return out
 
   order = np.arange(total).reshape(-1, procs, local)[:, p].reshape(-1)
   ds = grain.MapDataset.source(order).map(read).batch(local)

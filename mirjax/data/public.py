@@ -14,7 +14,7 @@ import os
 import tensorflow_datasets as tfds
 
 from mirjax.data import default_data_dir
-from mirjax.data.builders import esc50, gtzan, magnatagatune, nsynth
+from mirjax.data.builders import esc50, gtzan, magnatagatune, nsynth, unlabelled
 from mirjax.data.folder import NumpySource
 
 
@@ -106,3 +106,9 @@ def load_nsynth(manual_dir, data_dir=None, sample_rate: int = 16000):
   """NSynth instrument families from the official split folders (layout: `nsynth.LAYOUT`);
   sources and info as `load_gtzan` (11 classes)."""
   return _load_labelled(nsynth.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))
+
+
+def load_unlabelled(manual_dir, data_dir=None, sample_rate: int = 16000):
+  """Every audio file under a folder, for self-supervised pre-training (split by a hash of
+  the path); sources as `load_gtzan` with a single class."""
+  return _load_labelled(unlabelled.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))

@@ -61,3 +61,59 @@ def compare(config, workdir: str) -> str:
            f"{config.train.num_steps} steps each\n\n" + summarize(rows, metrics, variants))
   metrics.write_comparison(workdir, rows, table)
   return table
+
+
+DOWNSTREAM_METRIC = {"tagging": "roc_auc"}  # classification tasks report accuracy
+
+
+def _run(config, workdir):
+  """Train `config` into `workdir` unless a finished run is there; its results."""
+  path = os.path.join(workdir, "results.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  return train.train_and_evaluate(config, workdir)
+
+
+def compare_ssl(config, workdir: str) -> str:
+  """The self-supervised grid (`config.job = "compare_ssl"`, configs/ssl.py:compare): each
+  "encoder,workers,weighting" of config.compare.grid pre-trained with config's settings in
+  WORKDIR/<point>/pretrain, then a probe on its frozen encoder per downstream task in
+  WORKDIR/<point>/<task>; "random" probes an untrained encoder. Writes the table of
+  downstream test scores and held-out pre-training losses."""
+  rows = []
+  for point in config.compare.grid:
+    row = {"run": point, "variant": point}
+    pretrained = ""
+    if point != "random":
+      encoder, workers, weighting = point.split(",")
+      c = copy.deepcopy(config)
+      c.job = "train"
+      config_lib.ssl_variant(c, encoder, workers, weighting)
+      results = _run(c, os.path.join(workdir, point.replace(",", "_"), "pretrain"))
+      row["pretrain_loss"] = float(results["test/loss"])
+      pretrained = os.path.join(workdir, point.replace(",", "_"), "pretrain")
+      encoder_name = encoder
+    else:
+      row["pretrain_loss"] = float("nan")
+      encoder_name = config.model.encoder.name
+    for task in config.compare.downstream:
+      p = config_lib.ssl("probe", encoder=encoder_name, downstream=task)
+      p.data = copy.deepcopy(config.data)
+      p.data.label = "" if task == "tagging" else task
+      p.seed, p.eval = config.seed, copy.deepcopy(config.eval)
+      p.train.batch_size = config.train.batch_size
+      p.train.num_steps = config.compare.probe_steps
+      p.train.eval_every = p.train.checkpoint_every = config.compare.probe_steps
+      p.model.pretrained = pretrained
+      metric = DOWNSTREAM_METRIC.get(task, "accuracy")
+      results = _run(p, os.path.join(workdir, point.replace(",", "_"), f"probe_{task}"))
+      row[f"{task}_{metric}"] = float(results[f"test/{metric}"])
+    rows.append(row)
+  cols = [k for k in rows[0] if k not in ("run", "variant")]
+  lines = ["| encoder, workers, weighting | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+  lines += [f"| {r['run']} | " + " | ".join(f"{r[k]:.4f}" for k in cols) + " |" for r in rows]
+  table = (f"self-supervised pre-training ({config.train.num_steps} steps) -> frozen-encoder probes "
+           f"({config.compare.probe_steps} steps); test scores\n\n" + "\n".join(lines))
+  metrics.write_comparison(workdir, [{k: v for k, v in r.items() if k != "variant"} for r in rows], table)
+  return table

@@ -90,6 +90,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
                       in_shardings=(state_shardings, batch_sharding), out_shardings=batch_sharding)
   run_eval = functools.partial(evaluate, eval_step=eval_step, task=task, mesh=mesh, cfg=config, crop=crop)
   held_out = [s for s in ("valid", "test") if s in sources]
+  if getattr(task, "label_free", False):  # self-supervised: held-out splits score by their losses
+    loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
+                        in_shardings=(state_shardings, batch_sharding))
+    run_eval = lambda state, source: task.summarize(measure_losses(
+        state, source, loss_step=loss_step, task=task, mesh=mesh, cfg=config, crop=crop))
   if blend:
     loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
                         in_shardings=(state_shardings, batch_sharding))

@@ -7,10 +7,12 @@ import ml_collections
 from mirjax import frontends
 from mirjax.models.multiview import JOINT, MultiView
 from mirjax.models.short_chunk_cnn import ShortChunkCNN
+from mirjax.models.ssl import Conv1dBody, Conv2dBody, Encoder, Probe, SSLModel
 from mirjax.models.tagger import Tagger
 
 BACKENDS = {"short_chunk_cnn": ShortChunkCNN}
-MODELS = ("tagger", "multiview")
+MODELS = ("tagger", "multiview", "ssl", "probe")
+ENCODERS = ("cnn_logmel", "pase", "sincmodnet")  # self-supervised encoders (models/ssl.py)
 VIEWS = ("logmel", "gammatone", "cqt", "rawconv", "mfcc", "chroma")  # front-ends a view can be
 
 
@@ -69,6 +71,71 @@ def _build_backend(cfg, n_outputs):
   return cls(n_outputs=n_outputs, **fields)
 
 
+def encoder_config(name: str = "cnn_logmel") -> ml_collections.ConfigDict:
+  """A self-supervised encoder: a front-end and a body giving a frame sequence.
+
+    cnn_logmel  log-mel -> 2-D conv blocks pooling frequency only (stride 256 samples)
+    pase        SincNet filter bank -> 1-D conv blocks over time, as PASE (stride 256)
+    sincmodnet  SincModNet -> the flagship's short-chunk conv stack, pooling time and
+                frequency 2x per block (stride 256 x 2^blocks)
+  """
+  if name not in ENCODERS:
+    raise ValueError(f"unknown encoder {name!r}; valid: {list(ENCODERS)}")
+  cfg = ml_collections.ConfigDict()
+  cfg.name = name  # one of ENCODERS
+  frontend = {"cnn_logmel": "logmel", "pase": "sincnet", "sincmodnet": "sincmodnet"}[name]
+  cfg.frontend = frontends.default_config(frontend)  # (batch, time) -> features
+  cfg.body = ml_collections.ConfigDict()
+  cfg.body.kind = "conv1d" if name == "pase" else "conv2d"  # conv blocks over time, or time x freq
+  cfg.body.channels = {"cnn_logmel": (16, 32, 64), "pase": (128, 128, 128),
+                       "sincmodnet": (16, 16, 32, 32, 64)}[name]  # widths of the conv blocks
+  cfg.body.time_pools = 5 if name == "sincmodnet" else 0  # conv2d: blocks that also halve time
+  cfg.body.dim = 128  # the encoder's output width
+  return cfg
+
+
+def ssl_config(encoder: str = "cnn_logmel") -> ml_collections.ConfigDict:
+  """Default (locked) config of an encoder with self-supervised workers (the task's branches)."""
+  cfg = ml_collections.ConfigDict()
+  cfg.name = "ssl"  # model kind, one of MODELS
+  cfg.encoder = encoder_config(encoder)
+  cfg.hidden = 128  # width of each worker's hidden layer
+  cfg.lock()
+  return cfg
+
+
+def probe_config(encoder: str = "cnn_logmel") -> ml_collections.ConfigDict:
+  """Default (locked) config of an encoder pooled into a head, frozen (a probe) or not."""
+  cfg = ml_collections.ConfigDict()
+  cfg.name = "probe"  # model kind, one of MODELS
+  cfg.encoder = encoder_config(encoder)
+  cfg.pretrained = ""  # workdir of a pre-training run whose encoder (config and weights) is used
+  cfg.freeze = True  # True: a probe on the frozen encoder; False: fine-tune it too
+  cfg.head = "linear"  # "linear" or "mlp"
+  cfg.hidden = 256  # the mlp head's hidden width
+  cfg.lock()
+  return cfg
+
+
+def build_encoder(cfg) -> Encoder:
+  body = dict(cfg.body)
+  kind = body.pop("kind")
+  body["channels"] = tuple(body["channels"])
+  if kind == "conv1d":
+    body.pop("time_pools", None)
+    return Encoder(frontend=frontends.build(cfg.frontend), body=Conv1dBody(**body))
+  if kind != "conv2d":
+    raise ValueError(f"encoder body kind must be 'conv1d' or 'conv2d', got {kind!r}")
+  return Encoder(frontend=frontends.build(cfg.frontend), body=Conv2dBody(**body))
+
+
+def encoder_stride(model_cfg) -> int:
+  """Samples per output frame of an "ssl" or "probe" model's encoder."""
+  enc = model_cfg.encoder
+  pools = enc.body.time_pools if enc.body.kind == "conv2d" else 0
+  return enc.frontend.hop * 2 ** pools
+
+
 def sample_rate(model_cfg) -> int:
   """The audio rate in Hz a model's front-ends expect (every view of a multi-view model)."""
   if model_cfg.name == "multiview":
@@ -76,6 +143,8 @@ def sample_rate(model_cfg) -> int:
     if len(rates) != 1:
       raise ValueError(f"the views' front-ends disagree on sample_rate: {sorted(rates)}")
     return rates.pop()
+  if model_cfg.name in ("ssl", "probe"):
+    return model_cfg.encoder.frontend.sample_rate
   return model_cfg.frontend.sample_rate
 
 
@@ -89,7 +158,7 @@ def branch_names(model_cfg, branches) -> tuple:
   return tuple(out)
 
 
-def build(model_cfg, n_outputs: int, branches=("tagging",)):
+def build(model_cfg, n_outputs, branches=("tagging",), dims=()):
   """Model from a config with fields ``name`` and the fields of that kind.
 
   Parameters
@@ -97,8 +166,9 @@ def build(model_cfg, n_outputs: int, branches=("tagging",)):
   model_cfg : ConfigDict, from `default_config` ("tagger": ``frontend``, ``backend``) or
     `multiview_config` ("multiview": ``views``, ``frontends``, ``backend``, ``dropout``)
   n_outputs : int, number of output logits (tags or classes) of each branch
-  branches : the task's output branches; a "tagger" has exactly one, a "multiview" model
-    any of "joint" and its views
+  branches : the task's output branches; a "tagger" or "probe" has exactly one, a
+    "multiview" model any of "joint" and its views, an "ssl" model one per worker
+  dims : "ssl": each worker's output width
 
   Returns
   -------
@@ -106,6 +176,14 @@ def build(model_cfg, n_outputs: int, branches=("tagging",)):
   """
   if model_cfg.name not in MODELS:
     raise ValueError(f"unknown model {model_cfg.name!r}; valid: {list(MODELS)}")
+  if model_cfg.name == "ssl":
+    return SSLModel(encoder=build_encoder(model_cfg.encoder), workers=tuple(branches),
+                    dims=tuple(dims), hidden=model_cfg.hidden)
+  if model_cfg.name == "probe":
+    if len(branches) != 1:
+      raise ValueError(f"model 'probe' has one output branch; the task asks for {list(branches)}")
+    return Probe(encoder=build_encoder(model_cfg.encoder), n_outputs=n_outputs, branch=branches[0],
+                 head=model_cfg.head, freeze=model_cfg.freeze, hidden=model_cfg.hidden)
   if model_cfg.name == "multiview":
     views = tuple(model_cfg.views)
     unknown = sorted(set(views) - set(model_cfg.frontends))

@@ -4,6 +4,8 @@ per-branch gradients (leading branch axis) and returns parameter updates.
 The chain is pre-process (identity) -> combine branches (combine.py) -> the usual
 optimizer (clipping, AdamW with warm-up + cosine decay), via optax's aggregating.process.
 """
+import jax
+import jax.numpy as jnp
 import optax
 from optax.experimental import aggregating
 
@@ -18,11 +20,21 @@ def schedule(cfg, total_steps: int) -> optax.Schedule:
       0.0, cfg.learning_rate, warmup_steps=warmup, decay_steps=max(total_steps, warmup + 1))
 
 
-def build(cfg, branches, total_steps: int) -> optax.GradientTransformationExtraArgs:
+def freeze(prefixes) -> optax.GradientTransformation:
+  """Zero the updates of the parameters under the top-level names `prefixes` (e.g. a
+  pre-trained encoder a probe leaves as it is: no step, no weight decay)."""
+  def zero(updates, params=None):
+    del params
+    return {k: jax.tree.map(jnp.zeros_like, v) if k in prefixes else v for k, v in updates.items()}
+  return optax.stateless(zero)
+
+
+def build(cfg, branches, total_steps: int, frozen=()) -> optax.GradientTransformationExtraArgs:
   if cfg.name != "adamw":
     raise ValueError(f"unknown optim.name {cfg.name!r}; 'adamw' is the one mirjax has")
   post = optax.chain(
       optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm else optax.identity(),
-      optax.adamw(schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay))
+      optax.adamw(schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay),
+      *([freeze(frozen)] if frozen else []))
   pre = optax.with_extra_args_support(optax.identity())
   return aggregating.process(pre, combine.build(cfg.combine, branches), post)

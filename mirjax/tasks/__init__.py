@@ -2,15 +2,18 @@
 the ground truth), `n_outputs`, `losses(outputs, batch)` (device, per-branch scalars),
 `predict(outputs)` (device) and `evaluate(labels, scores)` (host metrics)."""
 from mirjax.tasks.classification import Classification
+from mirjax.tasks.reconstruction import WORKERS, Reconstruction
 from mirjax.tasks.tagging import Tagging
 
-TASKS = ("tagging", "classification")
+TASKS = ("tagging", "classification", "reconstruction")
 
 
-def build(cfg, info, branches=None):
+def build(cfg, info, branches=None, stride=None):
   """The task named by cfg.name, over the dataset described by `info`, with output
-  `branches` (default cfg.branches)."""
+  `branches` (default cfg.branches); "reconstruction" also needs the encoder's `stride`."""
   branches = tuple(cfg.branches if branches is None else branches)
+  if cfg.name == "reconstruction":
+    return Reconstruction(branches, info.sample_rate, stride)
   if cfg.name == "tagging":
     if not getattr(info, "tag_names", ()):
       raise ValueError("task.name='tagging' needs a multi-label dataset (tags); this one has "
