@@ -1,0 +1,160 @@
+"""Self-supervised pre-training: encoders and workers, targets, weightings in the train step
+(8 devices = 1 device), probes that keep the pre-trained encoder, and the grid job."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import pytest
+from optax.experimental import aggregating
+
+from mirjax import config as config_lib, models, sharding, steps
+from mirjax.optim import weighting
+from mirjax.system import build_system
+from mirjax.tasks import reconstruction
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INFO = types.SimpleNamespace(name="toy", sample_rate=16000, tag_names=("a", "b"), class_names=())
+
+
+def _config(arg):
+  spec = importlib.util.spec_from_file_location("ssl_config", os.path.join(ROOT, "configs/ssl.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _audio(n=4, seconds=1.0, seed=0):
+  rng = np.random.default_rng(seed)
+  t = np.arange(int(16000 * seconds)) / 16000
+  f0 = rng.uniform(100, 400, (n, 1))
+  return (0.3 * np.sin(2 * np.pi * f0 * t) + 0.02 * rng.standard_normal((n, t.size))).astype(np.float32)
+
+
+@pytest.mark.parametrize("encoder", models.ENCODERS)
+def test_encoders_give_frame_sequences_at_their_stride(encoder):
+  c = _config(f"smoke,{encoder}")
+  system = build_system(c, INFO)
+  state = system.make_state(jax.random.key(0))
+  out = system.model.apply({"params": state.params, **state.model_state}, jnp.asarray(_audio(2, 2.0)))
+  stride = models.encoder_stride(c.model)
+  for w, dim in zip(system.task.branches, system.task.dims):
+    assert out[w].shape[0] == 2 and out[w].shape[2] == dim
+    assert out[w].shape[1] in (32000 // stride, -(-32000 // stride))
+
+
+@pytest.mark.parametrize("name", sorted(reconstruction.WORKERS))
+def test_worker_targets_are_standardised_frames(name):
+  x = jnp.asarray(_audio(3, 1.0))
+  for stride in (256, 1024):
+    frames = 16000 // stride
+    y = np.asarray(reconstruction.target(name, x, 16000, frames, stride))
+    assert y.shape == (3, frames, reconstruction.WORKERS[name][0])
+    assert np.all(np.isfinite(y))
+    assert np.abs(y.mean(axis=(0, 1))).max() < 1e-3
+
+
+def test_waveform_target_is_the_segment_averaged():
+  x = jnp.asarray(_audio(2, 1.0))
+  y = reconstruction.target("waveform", x, 16000, 62, 256)
+  raw = np.asarray(x)[:, :62 * 256].reshape(2, 62, 64, 4).mean(-1)
+  want = (raw - raw.mean(axis=(0, 1))) / (raw.std(axis=(0, 1)) + 1e-3)
+  np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("weighting_name", ["equal", "pcgrad", "gradnorm"])
+def test_pretraining_step_on_8_devices_equals_1_device(weighting_name):
+  c = _config(f"smoke,temporal,{weighting_name}")
+  system = build_system(c, INFO)
+  batch = {"audio": _audio(16, 1.0, seed=1)}
+  combiner = config_lib.WEIGHTINGS[weighting_name]
+  agg = {"sum": lambda: combine_sum(len(system.task.branches)), "pcgrad": lambda: weighting.pcgrad(3),
+         "gradnorm": lambda: weighting.gradnorm(3, "['body']['project']")}[combiner]()
+  tx = aggregating.process(optax.with_extra_args_support(optax.identity()), agg, optax.sgd(1e-3))
+  make = lambda key: system.make_state(key).replace(opt_state=tx.init(system.make_state(key).params))
+  results = []
+  for n in (8, 1):
+    mesh = sharding.make_mesh(n)
+    rep = sharding.replicated(mesh)
+    state = jax.jit(make, out_shardings=rep)(jax.random.key(0))
+    step = jax.jit(lambda s, b: steps.train_step(s, b, model=system.model, task=system.task, tx=tx),
+                   in_shardings=(rep, sharding.batch_sharding(mesh)), out_shardings=rep)
+    for _ in range(2):
+      state, m = step(state, sharding.to_global(batch, mesh))
+    results.append((jax.tree.map(np.asarray, state.params), m))
+  (p8, m8), (p1, m1) = results
+  np.testing.assert_allclose(m8["loss"], m1["loss"], rtol=1e-4)
+  p0 = jax.tree.map(np.asarray, make(jax.random.key(0)).params)
+  moved = optax.tree.norm(jax.tree.map(np.subtract, p1, p0))
+  assert optax.tree.norm(jax.tree.map(np.subtract, p8, p1)) < 0.02 * moved
+
+
+def combine_sum(k):
+  from mirjax.optim import combine
+  return combine.blended([1.0] * k)
+
+
+def _main(workdir, data_dir, arg, *extra):
+  env = dict(os.environ, MIRJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  p = subprocess.run([sys.executable, "-m", "mirjax.main", f"--config=configs/ssl.py:{arg}",
+                      f"--workdir={workdir}", *extra], cwd=ROOT, env=env, capture_output=True,
+                     text=True, timeout=900)
+  assert p.returncode == 0, p.stderr[-4000:]
+  return p
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, data_dir):
+  w = tmp_path_factory.mktemp("ssl_pretrain")
+  _main(w, data_dir, "smoke,pase,uncertainty")
+  return w
+
+
+def test_pretraining_reports_held_out_worker_losses_and_weights(pretrained):
+  results = json.load(open(pretrained / "results.json"))
+  for w in config_lib.WORKER_SETS["all"]:
+    assert np.isfinite(results[f"test/loss/{w}"])
+  lines = [json.loads(l) for l in open(pretrained / "metrics.jsonl") if '"train"' in l]
+  weights = [[l[f"weight/{w}"] for w in config_lib.WORKER_SETS["all"]] for l in lines]
+  assert weights[0] != weights[-1]  # uncertainty weighting moved the weights
+
+
+def _encoder(workdir, step):
+  tree = ocp.StandardCheckpointer().restore(os.path.join(workdir, "checkpoints", str(step), "state"))
+  return tree["params"]["encoder"]
+
+
+@pytest.mark.parametrize("stage", ["probe", "finetune"])
+def test_probe_keeps_and_finetuning_moves_the_pretrained_encoder(stage, pretrained, data_dir, tmp_path):
+  _main(tmp_path, data_dir, f"smoke,pase,{stage},drums", f"--config.model.pretrained={pretrained}")
+  before, after = _encoder(pretrained, 12), _encoder(tmp_path, 12)
+  same = [np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))]
+  assert all(same) if stage == "probe" else not all(same)
+  assert "test/accuracy" in json.load(open(tmp_path / "results.json"))
+
+
+def test_probe_refuses_a_run_that_is_not_a_pretraining(data_dir, tmp_path):
+  env = dict(os.environ, MIRJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu")
+  first = tmp_path / "tagger"
+  subprocess.run([sys.executable, "-m", "mirjax.main", "--config=configs/melcnn.py:smoke",
+                  f"--workdir={first}"], cwd=ROOT, env=env, check=True, capture_output=True)
+  p = subprocess.run([sys.executable, "-m", "mirjax.main", "--config=configs/ssl.py:smoke,probe",
+                      f"--config.model.pretrained={first}", f"--workdir={tmp_path / 'probe'}"],
+                     cwd=ROOT, env=env, capture_output=True, text=True)
+  assert p.returncode != 0 and "not a self-supervised pre-training run" in p.stderr
+
+
+def test_grid_job_writes_the_downstream_table(data_dir, tmp_path):
+  p = _main(tmp_path, data_dir, "smoke,compare")
+  table = open(tmp_path / "comparison.md").read()
+  for point in ("cnn_logmel,all,equal", "cnn_logmel,temporal,pcgrad", "random"):
+    assert f"| {point} |" in table
+  assert "tagging_roc_auc" in table and "tempo_accuracy" in table and "tagging_roc_auc" in p.stdout
