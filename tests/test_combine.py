@@ -1,6 +1,5 @@
 """Branch-combining transformations: gradient blending against a NumPy reference, on a
 crafted over-fitting problem, and where branch weights do (and do not) change training."""
-import functools
 
 import jax
 import jax.numpy as jnp

@@ -15,9 +15,11 @@ import orbax.checkpoint as ocp
 import pytest
 from optax.experimental import aggregating
 
-from mirjax import config as config_lib, sharding, steps
+from mirjax import steps
 from mirjax.optim import combine
 from mirjax.system import build_system
+
+from helpers import assert_sharded_step_matches_single_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWO_VIEWS = "--config.model.views=('logmel','rawconv')"  # two cheap views keep tests short
@@ -62,23 +64,7 @@ def test_multiview_step_on_8_devices_equals_1_device():
   # turn float-rounding noise in near-zero gradients into full-size differences.
   tx = aggregating.process(optax.with_extra_args_support(optax.identity()),
                            combine.blended([0.5, 0.2, 0.3]), optax.sgd(1e-3))
-  make = lambda key: system.make_state(key).replace(opt_state=tx.init(system.make_state(key).params))
-  results = []
-  for n in (8, 1):
-    mesh = sharding.make_mesh(n)
-    rep = sharding.replicated(mesh)
-    state = jax.jit(make, out_shardings=rep)(jax.random.key(0))
-    step = jax.jit(lambda s, b: steps.train_step(s, b, model=system.model, task=system.task, tx=tx,
-                                                 contract=True),
-                   in_shardings=(rep, sharding.batch_sharding(mesh)), out_shardings=rep)
-    for _ in range(2):
-      state, m = step(state, sharding.to_global(batch, mesh))
-    results.append((jax.tree.map(np.asarray, state.params), m))
-  (p8, m8), (p1, m1) = results
-  np.testing.assert_allclose(m8["loss"], m1["loss"], rtol=1e-4)
-  p0 = jax.tree.map(np.asarray, make(jax.random.key(0)).params)
-  moved = optax.tree.norm(jax.tree.map(np.subtract, p1, p0))
-  assert optax.tree.norm(jax.tree.map(np.subtract, p8, p1)) < 0.02 * moved
+  assert_sharded_step_matches_single_device(system, tx, batch, contract=True)
 
 
 def test_contracted_step_equals_the_per_branch_step():

@@ -15,10 +15,12 @@ import orbax.checkpoint as ocp
 import pytest
 from optax.experimental import aggregating
 
-from mirjax import config as config_lib, models, sharding, steps
+from mirjax import config as config_lib, models
 from mirjax.optim import weighting
 from mirjax.system import build_system
 from mirjax.tasks import reconstruction
+
+from helpers import assert_sharded_step_matches_single_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INFO = types.SimpleNamespace(name="toy", sample_rate=16000, tag_names=("a", "b"), class_names=())
@@ -78,22 +80,7 @@ def test_pretraining_step_on_8_devices_equals_1_device(weighting_name):
   agg = {"sum": lambda: combine_sum(len(system.task.branches)), "pcgrad": lambda: weighting.pcgrad(3),
          "gradnorm": lambda: weighting.gradnorm(3, "['body']['project']")}[combiner]()
   tx = aggregating.process(optax.with_extra_args_support(optax.identity()), agg, optax.sgd(1e-3))
-  make = lambda key: system.make_state(key).replace(opt_state=tx.init(system.make_state(key).params))
-  results = []
-  for n in (8, 1):
-    mesh = sharding.make_mesh(n)
-    rep = sharding.replicated(mesh)
-    state = jax.jit(make, out_shardings=rep)(jax.random.key(0))
-    step = jax.jit(lambda s, b: steps.train_step(s, b, model=system.model, task=system.task, tx=tx),
-                   in_shardings=(rep, sharding.batch_sharding(mesh)), out_shardings=rep)
-    for _ in range(2):
-      state, m = step(state, sharding.to_global(batch, mesh))
-    results.append((jax.tree.map(np.asarray, state.params), m))
-  (p8, m8), (p1, m1) = results
-  np.testing.assert_allclose(m8["loss"], m1["loss"], rtol=1e-4)
-  p0 = jax.tree.map(np.asarray, make(jax.random.key(0)).params)
-  moved = optax.tree.norm(jax.tree.map(np.subtract, p1, p0))
-  assert optax.tree.norm(jax.tree.map(np.subtract, p8, p1)) < 0.02 * moved
+  assert_sharded_step_matches_single_device(system, tx, batch)
 
 
 def combine_sum(k):

@@ -1,6 +1,5 @@
 """Multi-task loss weightings (mirjax/optim/weighting.py) against NumPy references on crafted
 gradients and losses, and on small problems where their behaviour is known."""
-import itertools
 
 import jax
 import jax.numpy as jnp

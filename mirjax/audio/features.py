@@ -2,7 +2,6 @@
 contrast, onset strength and tempogram, YIN pitch; time-major, jit-friendly, each equal to
 its librosa counterpart per clip (tests/test_audio_features.py states the tolerances).
 """
-import jax
 import jax.numpy as jnp
 import numpy as np
 

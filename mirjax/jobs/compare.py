@@ -7,7 +7,6 @@ is not trained again. The table is written to WORKDIR/comparison.md and every ru
 to WORKDIR/comparison.csv.
 """
 import copy
-import csv
 import json
 import os
 
