@@ -10,11 +10,20 @@ import copy
 import json
 import os
 
+import jax
 import numpy as np
 
 from mirjax import config as config_lib
 from mirjax import metrics
 from mirjax.jobs import train
+
+
+def share_compilations(workdir: str):
+  """Keep compiled XLA programs in WORKDIR/xla_cache (unless JAX_COMPILATION_CACHE_DIR names
+  another place): the runs of one variant differ only in their seed, so every seed after
+  the first, and a resumed comparison, skip compilation."""
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "xla_cache"))
 
 
 def run_variant(config, variant: str, seed: int, workdir: str) -> dict:
@@ -45,19 +54,20 @@ def summarize(rows, metrics, variants) -> str:
 
 
 def compare(config, workdir: str) -> str:
-  metrics, variants = tuple(config.compare.metrics), tuple(config.compare.variants)
+  share_compilations(workdir)
+  names, variants = tuple(config.compare.metrics), tuple(config.compare.variants)
   rows = []
   for variant in variants:
     for seed in config.compare.seeds:
       results = run_variant(config, variant, seed, os.path.join(workdir, variant, f"seed{seed}"))
-      missing = [m for m in metrics if f"test/{m}" not in results]
+      missing = [m for m in names if f"test/{m}" not in results]
       if missing:
         raise ValueError(f"runs report no test {missing}; set --config.compare.metrics to some of "
                          f"{sorted(k[5:] for k in results if k.startswith('test/'))}")
       rows.append({"variant": variant, "seed": int(seed), "dataset": results["dataset"],
-                   **{m: float(results[f"test/{m}"]) for m in metrics}})
+                   **{m: float(results[f"test/{m}"]) for m in names}})
   table = (f"{rows[0]['dataset']}, {len(config.compare.seeds)} seeds, "
-           f"{config.train.num_steps} steps each\n\n" + summarize(rows, metrics, variants))
+           f"{config.train.num_steps} steps each\n\n" + summarize(rows, names, variants))
   metrics.write_comparison(workdir, rows, table)
   return table
 
@@ -80,6 +90,7 @@ def compare_ssl(config, workdir: str) -> str:
   WORKDIR/<point>/pretrain, then a probe on its frozen encoder per downstream task in
   WORKDIR/<point>/<task>; "random" probes an untrained encoder. Writes the table of
   downstream test scores and held-out pre-training losses."""
+  share_compilations(workdir)
   rows = []
   for point in config.compare.grid:
     row = {"run": point, "variant": point}
