@@ -173,8 +173,9 @@ WORKER_SETS = {
     "pase": ("waveform", "lps", "mfcc", "prosody"),  # PASE's own workers
 }
 # Loss weightings by name: the combiner each uses (mirjax/optim/combine.py).
-WEIGHTINGS = {"equal": "sum", "uncertainty": "uncertainty", "gradnorm": "gradnorm", "dwa": "dwa",
-              "pcgrad": "pcgrad"}
+# "static": fixed weights, 1 each until set: --config.optim.combine.weights.<worker>=w
+WEIGHTINGS = {"equal": "sum", "static": "static", "uncertainty": "uncertainty",
+              "gradnorm": "gradnorm", "dwa": "dwa", "pcgrad": "pcgrad"}
 
 
 def ssl_variant(c: ml_collections.ConfigDict, encoder=None, workers=None, weighting=None):
@@ -190,6 +191,9 @@ def ssl_variant(c: ml_collections.ConfigDict, encoder=None, workers=None, weight
     if weighting not in WEIGHTINGS:
       raise ValueError(f"unknown loss weighting {weighting!r}; choose from {sorted(WEIGHTINGS)}")
     c.optim.combine.name = WEIGHTINGS[weighting]
+    if weighting == "static":
+      for worker in WORKER_SETS["all"]:
+        c.optim.combine.weights[worker] = c.optim.combine.weights.get(worker, 1.0)
   c.optim.combine.gradnorm_layer = "['body']['project']"  # the encoder's last (shared) layer
   return c
 
@@ -221,7 +225,7 @@ def ssl(stage="pretrain", encoder="cnn_logmel", workers="all", weighting="equal"
   c.compare = ml_collections.ConfigDict()
   # Pre-training runs of the grid, "encoder,workers,weighting" each, probed downstream; and
   # "random": the encoder untrained (the floor pre-training should raise).
-  c.compare.grid = tuple(f"cnn_logmel,all,{w}" for w in WEIGHTINGS) + (
+  c.compare.grid = tuple(f"cnn_logmel,all,{w}" for w in WEIGHTINGS if w != "static") + (
       "cnn_logmel,spectral,equal", "cnn_logmel,temporal,equal", "pase,all,equal",
       "sincmodnet,all,equal", "random")
   c.compare.downstream = ("tagging", "tempo")  # probes trained on each frozen encoder

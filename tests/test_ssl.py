@@ -83,6 +83,19 @@ def test_pretraining_step_on_8_devices_equals_1_device(weighting_name):
   assert_sharded_step_matches_single_device(system, tx, batch)
 
 
+def test_static_weighting_takes_one_weight_per_worker_from_the_config():
+  from mirjax.optim import combine
+  c = _config("smoke,temporal,static")
+  assert c.optim.combine.name == "static"
+  c.optim.combine.weights.tempogram = 3.0  # as --config.optim.combine.weights.tempogram=3
+  agg = combine.build(c.optim.combine, c.task.branches)
+  grads = {"w": jnp.stack([jnp.ones(2), 2 * jnp.ones(2), -jnp.ones(2)])}
+  update, _ = agg.update(grads, agg.init(None))
+  want = {"waveform": 1.0, "tempogram": 3.0, "prosody": 1.0}
+  expected = sum(want[b] * g for b, g in zip(c.task.branches, np.asarray(grads["w"])))
+  np.testing.assert_allclose(update["w"], expected)
+
+
 def combine_sum(k):
   from mirjax.optim import combine
   return combine.blended([1.0] * k)
