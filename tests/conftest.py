@@ -1,9 +1,14 @@
 """Test set-up: 8 host CPU devices, so every sharded path runs on a real 8-device mesh."""
 import os
+import tempfile
 
 # Must happen before jax is imported anywhere.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One persistent XLA cache for the session and the mirjax processes tests start: a program
+# compiled once (the same smoke model in several runs) is not compiled again.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="mirjax-xla-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import pytest  # noqa: E402
 
