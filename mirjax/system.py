@@ -62,8 +62,9 @@ def build_system(config, info) -> System:
   frozen = ("encoder",) if config.model.name == "probe" and config.model.freeze else ()
   tx = optim.build(config.optim, task.branches, config.train.num_steps, frozen=frozen)
   crop = int(round(config.data.crop_seconds * info.sample_rate))
-  make_state = jax.jit(functools.partial(init_state, model=model, tx=tx,  # one compile, not op by op
-                                         example_audio=jnp.zeros((1, crop)), graft=graft))
+  # one compiled program, not op by op; the grafted weights are its argument, not constants
+  make_state = functools.partial(jax.jit(functools.partial(
+      init_state, model=model, tx=tx, example_audio=jnp.zeros((1, crop)))), graft=graft)
   abstract = jax.eval_shape(make_state, jax.random.PRNGKey(config.seed))
   return System(model, task, tx, crop, make_state, abstract)
 

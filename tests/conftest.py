@@ -1,5 +1,7 @@
 """Test set-up: 8 host CPU devices, so every sharded path runs on a real 8-device mesh."""
+import atexit
 import os
+import shutil
 import tempfile
 
 # Must happen before jax is imported anywhere.
@@ -7,7 +9,9 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # One persistent XLA cache for the session and the mirjax processes tests start: a program
 # compiled once (the same smoke model in several runs) is not compiled again.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="mirjax-xla-"))
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="mirjax-xla-")
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import pytest  # noqa: E402

@@ -26,26 +26,31 @@ def share_compilations(workdir: str):
     jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "xla_cache"))
 
 
-def run_variant(config, variant: str, seed: int, workdir: str) -> dict:
-  """results.json of one variant and seed, training it unless it has finished before."""
+def _run(config, workdir):
+  """Train `config` into `workdir` unless a finished run is there; its results."""
   path = os.path.join(workdir, "results.json")
   if os.path.exists(path):
     with open(path) as f:
       return json.load(f)
+  return train.train_and_evaluate(config, workdir)
+
+
+def run_variant(config, variant: str, seed: int, workdir: str) -> dict:
+  """results.json of one variant and seed, training it unless it has finished before."""
   c = copy.deepcopy(config)
   c.job, c.seed = "train", int(seed)
   config_lib.multiview_variant(c, variant)
-  return train.train_and_evaluate(c, workdir)
+  return _run(c, workdir)
 
 
-def summarize(rows, metrics, variants) -> str:
+def summarize(rows, names, variants) -> str:
   """A markdown table: per variant, the mean and sample standard deviation over seeds of
   each test metric, and the number of runs."""
-  head = " | ".join(f"test {m} (mean ± std)" for m in metrics)
-  lines = [f"| variant | {head} | seeds |", "|---|" + "---|" * len(metrics) + "---|"]
+  head = " | ".join(f"test {m} (mean ± std)" for m in names)
+  lines = [f"| variant | {head} | seeds |", "|---|" + "---|" * len(names) + "---|"]
   for v in variants:
     cells = []
-    for m in metrics:
+    for m in names:
       values = np.array([r[m] for r in rows if r["variant"] == v], np.float64)
       std = values.std(ddof=1) if len(values) > 1 else float("nan")
       cells.append(f"{values.mean():.4f} ± {std:.4f}")
@@ -73,15 +78,6 @@ def compare(config, workdir: str) -> str:
 
 
 DOWNSTREAM_METRIC = {"tagging": "roc_auc"}  # classification tasks report accuracy
-
-
-def _run(config, workdir):
-  """Train `config` into `workdir` unless a finished run is there; its results."""
-  path = os.path.join(workdir, "results.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      return json.load(f)
-  return train.train_and_evaluate(config, workdir)
 
 
 def compare_ssl(config, workdir: str) -> str:
