@@ -51,7 +51,7 @@ def get_config(arg=None):
     base.smoke(c)
     c.optim.combine.window = 4
     c.compare.seeds = (0, 1)
-    c.compare.variants = ("single_logmel", "concat", "blend")
+    c.compare.variants = ("single_logmel", "blend")
   if "compare" in words:
     c.job = "compare"
   return base.multiview_variant(c, variants[0] if variants else "blend")

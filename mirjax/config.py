@@ -233,7 +233,7 @@ def ssl(stage="pretrain", encoder="cnn_logmel", workers="all", weighting="equal"
   if smoke_run:
     smoke(c)
     c.optim.combine.window = 3
-    c.compare.grid = ("cnn_logmel,all,equal", "cnn_logmel,temporal,pcgrad", "random")
+    c.compare.grid = ("cnn_logmel,temporal,pcgrad", "random")
     c.compare.probe_steps = 4
   if stage == "compare":
     c.job = "compare_ssl"

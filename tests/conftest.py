@@ -17,6 +17,19 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 import pytest  # noqa: E402
 
 
+def pytest_xdist_auto_num_workers(config):
+  """Workers for `-n auto`: one per core, at most 4 (each holds a few GiB: 8 devices, a
+  compiled model, a dataset) and at most one per 6 GiB of memory. Much of a test's time is
+  single-threaded (XLA compilation, building data), so even two cores are kept busy only by
+  two workers."""
+  del config
+  try:
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+  except (ValueError, OSError, AttributeError):
+    memory_gib = 12.0
+  return max(1, min(os.cpu_count() or 1, 4, int(memory_gib // 6)))
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
   """One TFDS data dir per test session, so the smoke dataset is built once."""

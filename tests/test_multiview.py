@@ -114,10 +114,10 @@ def test_blending_job_logs_and_checkpoints_the_weights(tmp_path, data_dir):
 def test_compare_job_writes_the_table_and_reuses_finished_runs(tmp_path, data_dir):
   p = _main(tmp_path, data_dir, "smoke,drums,compare", "--config.train.num_steps=4")
   table = open(tmp_path / "comparison.md").read()
-  for v in ("single_logmel", "concat", "blend"):
+  for v in ("single_logmel", "blend"):
     assert f"| {v} |" in table and f"| {v} |" in p.stdout
   rows = list(csv.DictReader(open(tmp_path / "comparison.csv")))
-  assert len(rows) == 6 and {r["seed"] for r in rows} == {"0", "1"}
+  assert len(rows) == 4 and {r["seed"] for r in rows} == {"0", "1"}
   for r in rows:
     got = json.load(open(tmp_path / r["variant"] / f"seed{r['seed']}" / "results.json"))["test/accuracy"]
     assert float(r["accuracy"]) == pytest.approx(got)
