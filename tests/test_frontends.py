@@ -145,6 +145,21 @@ def test_max_pool_matches_flax_and_handles_small_sizes():
   assert max_pool_2x2(jnp.ones((2, 1, 1, 3))).shape == (2, 1, 1, 3)
 
 
+@pytest.mark.parametrize("shape", [(2, 7, 5, 3), (2, 1, 5, 3), (3, 8, 6, 4)])
+def test_max_pool_gradient_matches_flax_and_goes_to_one_arg_max(shape):
+  """Without ties the gradient is flax's (reduce-window) one; with ties each window passes
+  its cotangent to exactly one element (the first maximum), so nothing is lost or doubled."""
+  x = jnp.asarray(np.random.RandomState(1).randn(*shape), jnp.float32)
+  g = jnp.asarray(np.random.RandomState(2).randn(*max_pool_2x2(x).shape), jnp.float32)
+  window = (2 if shape[1] >= 2 else 1, 2)
+  ours = jax.jit(jax.vjp(max_pool_2x2, x)[1])(g)[0]
+  ref = jax.vjp(lambda a: nn.max_pool(a, window, window), x)[1](g)[0]
+  np.testing.assert_array_equal(ours, ref)
+  ties = jnp.zeros(shape, jnp.float32)
+  grad = jax.jit(jax.vjp(max_pool_2x2, ties)[1])(g)[0]
+  assert int(jnp.sum(grad != 0)) == g.size and float(jnp.sum(grad)) == pytest.approx(float(jnp.sum(g)), rel=1e-5)
+
+
 @pytest.mark.parametrize("name", ["sincmodnet", "logmel"])  # 4-D and 3-D features
 def test_tagger_logits_and_batch_stats(name):
   model = models.build(models.default_config(name), n_outputs=7)

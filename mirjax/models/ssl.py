@@ -13,15 +13,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mirjax.models.short_chunk_cnn import max_along
+from mirjax.models.short_chunk_cnn import max_pool
 
 
 def _pool(x, time: bool):
   """2x max-pool of (B, T, F, C) over F, and over T when `time` (odd lengths drop a row)."""
-  b, t, f, c = x.shape
-  pt, pf = (2 if time and t >= 2 else 1), (2 if f >= 2 else 1)
-  x = x[:, :t - t % pt, :f - f % pf].reshape(b, t // pt, pt, f // pf, pf, c)
-  return max_along(max_along(x, 4), 2)
+  _, t, f, _ = x.shape
+  return max_pool(x, 2 if time and t >= 2 else 1, 2 if f >= 2 else 1)
 
 
 class Conv2dBody(nn.Module):
