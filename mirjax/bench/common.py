@@ -31,20 +31,30 @@ def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
 
 
 def flops(jitted, *args) -> float:
-  """XLA's count of the floating-point operations of one call of a jitted function."""
+  """XLA's count of the floating-point operations of one call of a jitted function, per
+  device: a program sharded over N devices does N times this much work in all."""
   cost = jitted.lower(*args).compile().cost_analysis()
   if isinstance(cost, (list, tuple)):  # older jax: one dict per computation
     cost = cost[0]
   return float(cost.get("flops", float("nan")))
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-  """Measured float32 matmul throughput (FLOP/s) of an n x n by n x n product on device 0:
-  the peak the other figures are compared with."""
-  a = jax.device_put(jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32))
-  f = jax.jit(lambda x: x @ x)
-  seconds = median_seconds(lambda: f(a).block_until_ready(), repeats)
-  return 2.0 * n ** 3 / seconds
+def matmul_peak(n: int = 2048, repeats: int = 5, mesh=None) -> float:
+  """Measured float32 matmul throughput (FLOP/s): an n x n by n x n product on device 0, or
+  with a `mesh`, one such product on every device at once (rows of a (devices * n) x n
+  operand sharded over the mesh): the peak the other figures are compared with."""
+  rng = np.random.default_rng(0)
+  if mesh is None:
+    a = b = jax.device_put(jnp.asarray(rng.standard_normal((n, n)), jnp.float32))
+    copies = 1
+  else:
+    copies = mesh.size
+    rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))
+    a = jax.device_put(jnp.asarray(rng.standard_normal((copies * n, n)), jnp.float32), rows)
+    b = jax.device_put(a[:n], jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  f = jax.jit(lambda x, y: x @ y)
+  seconds = median_seconds(lambda: f(a, b).block_until_ready(), repeats)
+  return 2.0 * copies * n ** 3 / seconds
 
 
 def peak_rss_mb() -> float:

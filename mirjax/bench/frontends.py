@@ -2,23 +2,32 @@
 
 1. Fixed features against librosa, the baseline an MIR researcher would otherwise use:
    log-mel (the LogMel front-end's settings), constant-Q and chroma of a batch of clips at
-   16 kHz; mirjax jitted over the whole batch on one device, librosa clip by clip. Printed:
-   clips/s of each, the ratio, and the largest difference (the same computation).
+   16 kHz; mirjax jitted over the whole batch, sharded over every device, librosa clip by
+   clip. Printed: clips/s of each, the ratio, and the largest difference (the same
+   computation). On a CPU the bench makes one host device per core (unless XLA_FLAGS
+   already sets --xla_force_host_platform_device_count), so the batch is spread over all
+   cores as a data-parallel mirjax job spreads it over accelerators; run it under
+   `taskset -c 0` for the one-core ratio.
 2. Each learnable front-end's forward + backward pass (gradient of a loss on its output
-   with respect to its parameters) on a batch of 3 s clips: examples/s, and the FLOP/s it
-   achieves (XLA's FLOP count / time) as a fraction of this device's measured float32
-   matmul peak.
+   with respect to its parameters) on a batch of 3 s clips sharded over every device:
+   examples/s, and the FLOP/s it achieves (XLA's FLOP count / time) as a fraction of the
+   measured float32 matmul peak of the same devices.
 """
+import os
 import time
 
-import jax
-import jax.numpy as jnp
-import librosa
-import numpy as np
-from absl import app, flags, logging
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                             f" --xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}")
 
-from mirjax import audio, frontends
-from mirjax.bench import common
+import jax  # noqa: E402  (after XLA_FLAGS: the CPU device count is read when jax starts)
+import jax.numpy as jnp
+import librosa  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+from mirjax import audio, frontends, sharding  # noqa: E402
+from mirjax.bench import common  # noqa: E402
 
 flags.DEFINE_integer("batch", 64, "Clips in the fixed-feature batch.")
 flags.DEFINE_float("seconds", 10.0, "Length of each fixed-feature clip, seconds.")
@@ -53,9 +62,11 @@ def fixed_features(x, repeats, librosa_clips):
           lambda c: librosa.feature.chroma_stft(y=c, sr=SR, n_fft=2048, hop_length=256, tuning=0.0).T),
   }
   rows = []
-  xd = jax.device_put(x)
+  mesh = sharding.make_mesh(-1)
+  spread = sharding.batch_sharding(mesh) if len(x) % mesh.size == 0 else sharding.replicated(mesh)
+  xd = jax.device_put(x, spread)
   for name, (ours, ref) in cases.items():
-    f = jax.jit(ours)
+    f = jax.jit(ours, in_shardings=spread)
     t_ours = common.median_seconds(lambda: f(xd).block_until_ready(), repeats)
     some = x[:librosa_clips]
     ref(some[0])  # librosa's first call builds and caches its filters: not timed
@@ -63,7 +74,7 @@ def fixed_features(x, repeats, librosa_clips):
     refs = [ref(c) for c in some]
     t_ref = time.perf_counter() - t0
     diff = max(float(np.abs(np.asarray(o) - r).max() / np.abs(r).max())
-               for o, r in zip(f(jax.device_put(some)), refs))
+               for o, r in zip(jax.jit(ours)(some), refs))
     ours_rate, ref_rate = len(x) / t_ours, len(some) / t_ref
     rows.append((name, ours_rate, ref_rate, diff))
   return rows
@@ -71,14 +82,16 @@ def fixed_features(x, repeats, librosa_clips):
 
 def learnable(batch, repeats, peak):
   """(name, examples/s, achieved FLOP/s, fraction of peak) of each front-end's fwd+bwd."""
-  x = jax.device_put(_clips(batch, 3.0, seed=1))
+  mesh = sharding.make_mesh(-1)
+  spread = sharding.batch_sharding(mesh) if batch % mesh.size == 0 else sharding.replicated(mesh)
+  x = jax.device_put(_clips(batch, 3.0, seed=1), spread)
   rows = []
   for name in LEARNABLE:
     module = frontends.build(frontends.default_config(name))
-    params = module.init(jax.random.key(0), x[:1])["params"]
+    params = jax.device_put(module.init(jax.random.key(0), x[:1])["params"], sharding.replicated(mesh))
     step = jax.jit(jax.grad(lambda p, a: jnp.mean(module.apply({"params": p}, a) ** 2)))
     seconds = common.median_seconds(lambda: jax.block_until_ready(step(params, x)), repeats)
-    achieved = common.flops(step, params, x) / seconds
+    achieved = common.flops(step, params, x) * mesh.size / seconds  # the count is per device
     rows.append((name, batch / seconds, achieved, achieved / peak))
   return rows
 
@@ -90,11 +103,12 @@ def main(argv):
   if FLAGS.quick:
     batch, seconds, train_batch, repeats = 4, 2.0, 4, 2
   print(common.header("mirjax.bench.frontends"))
-  peak = common.matmul_peak(512 if FLAGS.quick else 2048, repeats)
-  print(f"float32 matmul peak of device 0: {peak / 1e9:.1f} GFLOP/s")
+  mesh = sharding.make_mesh(-1)
+  peak = common.matmul_peak(512 if FLAGS.quick else 2048, repeats, mesh)
+  print(f"float32 matmul peak of all {mesh.size} device(s) at once: {peak / 1e9:.1f} GFLOP/s")
   x = _clips(batch, seconds)
-  print(f"\nfixed features of {batch} x {seconds:g} s at 16 kHz (mirjax: one jitted call; librosa: "
-        "clip by clip)")
+  print(f"\nfixed features of {batch} x {seconds:g} s at 16 kHz (mirjax: one jitted call over "
+        f"{mesh.size} device(s); librosa: clip by clip)")
   print(f"  {'feature':<31} {'mirjax clips/s':>15} {'librosa clips/s':>16} {'ratio':>7} {'max diff':>9}"
         "  (diff: of librosa's peak)")
   for name, ours, ref, diff in fixed_features(x, repeats, min(batch, 16)):
