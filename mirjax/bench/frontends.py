@@ -21,7 +21,7 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
                              f" --xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}")
 
 import jax  # noqa: E402  (after XLA_FLAGS: the CPU device count is read when jax starts)
-import jax.numpy as jnp
+import jax.numpy as jnp  # noqa: E402
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
@@ -47,7 +47,14 @@ def _clips(n, seconds, seed=0):
           ).astype(np.float32)
 
 
-def fixed_features(x, repeats, librosa_clips):
+def _spread(batch, mesh):
+  """`batch` on the mesh's devices, its leading axis split over them when it divides evenly
+  (else whole on each); and that sharding."""
+  where = sharding.batch_sharding(mesh) if len(batch) % mesh.size == 0 else sharding.replicated(mesh)
+  return jax.device_put(batch, where), where
+
+
+def fixed_features(x, mesh, repeats, librosa_clips):
   """(rows, lines): clips/s of mirjax and librosa for log-mel, CQT and chroma."""
   mel_kw = dict(n_fft=512, hop_length=256, n_mels=96, fmax=8000.0)
   cases = {
@@ -62,9 +69,7 @@ def fixed_features(x, repeats, librosa_clips):
           lambda c: librosa.feature.chroma_stft(y=c, sr=SR, n_fft=2048, hop_length=256, tuning=0.0).T),
   }
   rows = []
-  mesh = sharding.make_mesh(-1)
-  spread = sharding.batch_sharding(mesh) if len(x) % mesh.size == 0 else sharding.replicated(mesh)
-  xd = jax.device_put(x, spread)
+  xd, spread = _spread(x, mesh)
   for name, (ours, ref) in cases.items():
     f = jax.jit(ours, in_shardings=spread)
     t_ours = common.median_seconds(lambda: f(xd).block_until_ready(), repeats)
@@ -80,11 +85,9 @@ def fixed_features(x, repeats, librosa_clips):
   return rows
 
 
-def learnable(batch, repeats, peak):
+def learnable(batch, mesh, repeats, peak):
   """(name, examples/s, achieved FLOP/s, fraction of peak) of each front-end's fwd+bwd."""
-  mesh = sharding.make_mesh(-1)
-  spread = sharding.batch_sharding(mesh) if batch % mesh.size == 0 else sharding.replicated(mesh)
-  x = jax.device_put(_clips(batch, 3.0, seed=1), spread)
+  x, _ = _spread(_clips(batch, 3.0, seed=1), mesh)
   rows = []
   for name in LEARNABLE:
     module = frontends.build(frontends.default_config(name))
@@ -111,11 +114,11 @@ def main(argv):
         f"{mesh.size} device(s); librosa: clip by clip)")
   print(f"  {'feature':<31} {'mirjax clips/s':>15} {'librosa clips/s':>16} {'ratio':>7} {'max diff':>9}"
         "  (diff: of librosa's peak)")
-  for name, ours, ref, diff in fixed_features(x, repeats, min(batch, 16)):
+  for name, ours, ref, diff in fixed_features(x, mesh, repeats, min(batch, 16)):
     print(f"  {name:<31} {ours:>15.1f} {ref:>16.1f} {ours / ref:>6.2f}x {diff:>9.2g}")
   print(f"\nlearnable front-ends, forward + backward, {train_batch} x 3 s at 16 kHz")
   print(f"  {'front-end':<12} {'examples/s':>11} {'GFLOP/s':>9} {'of peak':>8}")
-  for name, rate, achieved, frac in learnable(train_batch, repeats, peak):
+  for name, rate, achieved, frac in learnable(train_batch, mesh, repeats, peak):
     print(f"  {name:<12} {rate:>11.1f} {achieved / 1e9:>9.1f} {100 * frac:>7.1f}%")
 
 

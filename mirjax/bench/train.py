@@ -4,8 +4,8 @@ Times the jitted, sharded train step of configs/sincmodnet.py (SincModNet + shor
 CNN, AdamW) on synthetic 3 s batches over every device JAX sees, and prints: examples/s,
 the model FLOP utilisation (XLA's FLOP count of the step / step time / the measured
 float32 matmul peak of all devices at once), and the process's peak host memory. When
-PyTorch is installed it times a PyTorch port of the same model and step (`mirjax.bench.torch_port`)
-on the same batch and prints the ratio.
+PyTorch is installed it times a PyTorch port of the same model and step
+(`mirjax.bench.torch_port`) on the same batch and prints the ratio.
 """
 import functools
 import time
