@@ -6,10 +6,11 @@ plus one head per view; branch weights re-estimated from train / held-out loss t
 
   python -m mirjax.main --config=configs/multiview.py --workdir=workdirs/multiview
   python -m mirjax.main --config=configs/multiview.py:tempo,concat --workdir=workdirs/mv_concat
-  python -m mirjax.main --config=configs/multiview.py:composer,compare --workdir=workdirs/mv_composer
+  python -m mirjax.main --config=configs/multiview.py:texture,compare --workdir=workdirs/mv_texture
   python -m mirjax.main --config=configs/multiview.py:smoke --workdir=/tmp/smoke
 
-The argument is comma-separated words: a task ("composer" (default), "tempo", "drums"), a
+The argument is comma-separated words: a task ("texture" (default), "tempo", "drums",
+"composer"; mirjax.data.embedded.LABELS), a
 variant ("blend" (default), "uniform", "concat", "late_fusion", "single_<view>"),
 "compare" (run every variant over 3 seeds and write a table: mirjax/jobs/compare.py) and
 "smoke" (seconds, for tests).
@@ -18,7 +19,7 @@ import ml_collections
 
 from mirjax import config as base, models
 
-TASKS = ("composer", "tempo", "drums")
+TASKS = ("texture", "tempo", "drums", "composer")
 
 
 def get_config(arg=None):
@@ -29,7 +30,7 @@ def get_config(arg=None):
     raise ValueError(f"config argument {arg!r}: name at most one task of {TASKS} and one variant")
   c = base.base(models.multiview_config())
   c.variant = "blend"  # which system of the comparison this is (see config.multiview_variant)
-  c.data.label = tasks[0] if tasks else "composer"
+  c.data.label = tasks[0] if tasks else "texture"
   c.model.backend.channels = (8, 16, 16, 32)  # small sub-networks: four of them train on a CPU
   c.model.backend.dense = 32  # embedding width of each view
   c.data.crop_seconds = 1.5

@@ -45,7 +45,7 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # --config.data.manual_dir, the dataset's folder as distributed
   c.data.name = "embedded"
   c.data.config = "default"  # "embedded" builder config: "default" (~1,100 clips) or "smoke"
-  c.data.label = ""  # "embedded": "" (tags) or a class label, "composer", "tempo" or "drums"
+  c.data.label = ""  # "embedded": "" (tags) or a class label: "texture", "tempo", "drums", "composer"
   c.data.data_dir = ""  # TFDS data dir; "" -> $MIRJAX_DATA_DIR or ~/.cache/mirjax/tfds
   c.data.manual_dir = ""  # the dataset's folder, as distributed
   c.data.sample_rate = 16000  # all but "embedded": audio is resampled to this rate, Hz

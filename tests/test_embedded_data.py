@@ -129,3 +129,42 @@ def test_bad_piece_is_described_not_raised(tmp_path):
   notes = corpus.parse_or_error("bach/bwv66.6.mxl")
   assert notes.shape[1] == 4 and set(np.unique(notes[:, 3])) == {0, 1, 2, 3}
   assert np.all(notes[:, 1] > 0) and np.all(np.diff(notes[:, 0]) >= 0)
+
+
+@pytest.mark.parametrize("instruments,solo,want", [
+    (("violin",), True, "solo"),
+    (("violin", "violin", "violin"), False, "one_family"),  # tags violin + strings
+    (("violin", "cello", "strings"), False, "one_family"),
+    (("piano", "organ"), False, "one_family"),
+    (("piano", "flute"), False, "mixed_families"),
+    (("violin", "harp", "synth"), False, "mixed_families"),
+])
+def test_texture_label_counts_instrument_families(instruments, solo, want):
+  from mirjax.data.embedded import tags  # pylint: disable=import-outside-toplevel
+  label_of = embedded._label_fn("texture", tags.TAGS, {})  # pylint: disable=protected-access
+  ex = {"tags": tags.multi_hot(instruments, "none" if solo else "backbeat", "medium", "medium", solo)}
+  assert embedded.LABELS["texture"][label_of(ex)] == want
+
+
+def test_families_cover_every_instrument_once():
+  from mirjax.data.embedded import tags  # pylint: disable=import-outside-toplevel
+  members = [m for f in embedded.FAMILIES.values() for m in f]
+  assert sorted(members) == sorted(tags.INSTRUMENTS)
+
+
+@pytest.mark.parametrize("label", sorted(embedded.LABELS))
+def test_labels_agree_with_the_tags(data_dir, label):
+  sources, info = embedded.load("smoke", data_dir=data_dir, label=label)
+  assert info.class_names == embedded.LABELS[label]
+  t = {n: k for k, n in enumerate(info.tag_names)}
+  for s in SPLITS:
+    for i in range(len(sources[s])):
+      ex = sources[s][i]
+      y, tg = int(ex["label"]), ex["tags"]
+      assert 0 <= y < len(info.class_names)
+      if label == "texture":
+        assert (y == 0) == bool(tg[t["solo"]])
+      if label == "drums":
+        assert (y == 0) == (not tg[t["drums"]]) and (y == 1) == bool(tg[t["beat"]])
+      if label == "tempo":
+        assert (y == 2) == bool(tg[t["fast"]]) and (y == 0) == bool(tg[t["slow"]])

@@ -23,6 +23,17 @@ LABELS = {
     "composer": ("bach", "monteverdi", "palestrina", "trecento"),  # the piece's corpus folder
     "tempo": ("slow", "medium", "fast"),  # rendered rate class (tags "slow" / "fast" / neither)
     "drums": ("none", "backbeat", "cymbals"),  # drum pattern (tags "drums" + "beat" / "drums" / none)
+    # one part ("solo" tag); several parts, all instruments of one family; several families
+    "texture": ("solo", "one_family", "mixed_families"),
+}
+
+# Instrument families of the `texture` label: every instrument tag is in exactly one.
+FAMILIES = {
+    "keyboard": ("piano", "harpsichord", "organ"),
+    "plucked": ("guitar", "harp", "sitar"),
+    "bowed": ("violin", "cello", "strings"),
+    "wind_voice": ("flute", "choir"),
+    "synth": ("synth",),
 }
 
 
@@ -72,6 +83,16 @@ def _label_fn(label: str, tag_names, piece_paths):
     return lambda ex: 2 if ex["tags"][tag["fast"]] else (0 if ex["tags"][tag["slow"]] else 1)
   if label == "drums":
     return lambda ex: 0 if not ex["tags"][tag["drums"]] else (1 if ex["tags"][tag["beat"]] else 2)
+  if label == "texture":
+    # "strings" is also implied by violin and cello, which the bowed family absorbs.
+    family = np.zeros((len(FAMILIES), len(tag_names)), np.uint8)
+    for f, members in enumerate(FAMILIES.values()):
+      family[f, [tag[m] for m in members]] = 1
+    def texture(ex):
+      if ex["tags"][tag["solo"]]:
+        return 0
+      return 1 if int(np.sum(family @ ex["tags"] > 0)) == 1 else 2
+    return texture
   raise ValueError(f"unknown embedded label {label!r}; choose one of {sorted(LABELS)}")
 
 
