@@ -71,16 +71,18 @@ def test_waveform_target_is_the_segment_averaged():
   np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("weighting_name", ["equal", "pcgrad", "gradnorm"])
+@pytest.mark.parametrize("weighting_name", ["equal", "pcgrad", "gradnorm", "uncertainty"])
 def test_pretraining_step_on_8_devices_equals_1_device(weighting_name):
   c = _config(f"smoke,temporal,{weighting_name}")
   system = build_system(c, INFO)
   batch = {"audio": _audio(16, 1.0, seed=1)}
   combiner = config_lib.WEIGHTINGS[weighting_name]
   agg = {"sum": lambda: combine_sum(len(system.task.branches)), "pcgrad": lambda: weighting.pcgrad(3),
-         "gradnorm": lambda: weighting.gradnorm(3, "['body']['project']")}[combiner]()
+         "gradnorm": lambda: weighting.gradnorm(3, "['body']['project']"),
+         "uncertainty": lambda: weighting.uncertainty(3)}[combiner]()
   tx = aggregating.process(optax.with_extra_args_support(optax.identity()), agg, optax.sgd(1e-3))
-  assert_sharded_step_matches_single_device(system, tx, batch)
+  # uncertainty: the one contracted backward pass the training job takes for it
+  assert_sharded_step_matches_single_device(system, tx, batch, contract=combiner == "uncertainty")
 
 
 def test_static_weighting_takes_one_weight_per_worker_from_the_config():

@@ -165,10 +165,16 @@ def build(cfg, branches: Sequence[str]) -> aggregating.Aggregator:
   raise ValueError(f"unknown optim.combine.name {cfg.name!r}; choose one of {list(COMBINERS)}")
 
 
+# Combiners whose step uses weights already in the state before it sees the gradients
+# (the state's weights then change from the losses alone): the same update for one backward
+# pass contracted with those weights as for K per-branch ones.
+CONTRACTIBLE = LINEAR + ("uncertainty", "dwa")
+
+
 def contracts(cfg) -> bool:
   """Whether the combiner's weights ignore the gradients, so the train step may contract
   the branch axis with them inside one backward pass (exactly the same update)."""
-  return cfg.name in LINEAR and not cfg.get("per_branch_backward", False)
+  return cfg.name in CONTRACTIBLE and not cfg.get("per_branch_backward", False)
 
 
 STATES = (BranchWeightsState,) + weighting.WEIGHT_STATES

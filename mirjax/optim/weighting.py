@@ -33,6 +33,17 @@ def _combine(branch_grads, weights):
   return jax.tree.map(lambda g: jnp.tensordot(weights.astype(g.dtype), g, axes=1), branch_grads)
 
 
+def _take(branch_grads, weights, contracted):
+  """sum_k w_k g_k, or, for gradients the train step already contracted with these same
+  `weights` inside its backward pass (leading axis 1), that one gradient."""
+  if not contracted:
+    return _combine(branch_grads, weights)
+  n = jax.tree.leaves(branch_grads)[0].shape[0]
+  if n != 1:
+    raise ValueError(f"contracted gradients have a leading axis of 1, got {n}")
+  return jax.tree.map(lambda g: g[0], branch_grads)
+
+
 def _losses(extra_args):
   if "branch_losses" not in extra_args:
     raise ValueError("this weighting needs the branch losses: pass branch_losses= to update()")
@@ -51,16 +62,18 @@ def uncertainty(k: int, learning_rate: float = 1e-2) -> aggregating.Aggregator:
 
   The gradient is sum_k w_k g_k with w_k = exp(-s_k) / 2; s takes a plain gradient step
   of `learning_rate` on that objective each update (dJ/ds_k = (1 - exp(-s_k) L_k) / 2).
+  The weights of a step depend on the losses only, so the train step may contract (see
+  `combine.contracts`).
   """
   def init(params):
     del params
     s = jnp.zeros(k, jnp.float32)
     return UncertaintyState(s, 0.5 * jnp.exp(-s), jnp.zeros((), jnp.int32))
 
-  def update(branch_grads, state, params=None, **extra_args):
+  def update(branch_grads, state, params=None, contracted=False, **extra_args):
     del params
     losses = _losses(extra_args)
-    combined = _combine(branch_grads, state.weights)
+    combined = _take(branch_grads, state.weights, contracted)
     grad_s = 0.5 * (1.0 - jnp.exp(-state.log_var) * losses)  # Kendall et al. 2018, eq. 7
     s = state.log_var - learning_rate * grad_s
     return combined, UncertaintyState(s, 0.5 * jnp.exp(-s), state.count + 1)
@@ -122,16 +135,17 @@ class DWAState(NamedTuple):
 def dwa(k: int, window: int = 100, temperature: float = 2.0) -> aggregating.Aggregator:
   """Dynamic weight average: w_k = K exp(r_k / T) / sum_j exp(r_j / T), with r_k the ratio
   of task k's mean loss over the last two windows (of `window` steps, an "epoch"); equal
-  weights until two windows have passed (Liu et al. 2019, eq. 7)."""
+  weights until two windows have passed (Liu et al. 2019, eq. 7). The weights of a step
+  depend on the losses only, so the train step may contract (see `combine.contracts`)."""
   def init(params):
     del params
     z = jnp.zeros(k, jnp.float32)
     return DWAState(jnp.ones(k, jnp.float32), z, jnp.zeros((), jnp.int32), z, z,
                     jnp.zeros((), jnp.int32))
 
-  def update(branch_grads, state, params=None, **extra_args):
+  def update(branch_grads, state, params=None, contracted=False, **extra_args):
     del params
-    combined = _combine(branch_grads, state.weights)
+    combined = _take(branch_grads, state.weights, contracted)
     loss_sum, count = state.loss_sum + _losses(extra_args), state.count + 1
     done = count >= window
     mean = loss_sum / count
