@@ -15,14 +15,18 @@ def _apply(model, params, model_state, audio, **kw):
   return model.apply(variables, audio, mutable=list(model_state), **kw)
 
 
-def train_step(state: TrainState, batch, *, model, task, tx, contract=False):
+def train_step(state: TrainState, batch, *, model, task, tx, contract=False, branch_leaves=None):
   """One optimizer step on per-branch gradients.
 
   losses, vjp = vjp(params -> [loss_k]); branch_grads = vmap(vjp)(I) gives every
   leaf a leading branch axis; the optax chain combines branches, then updates.
-  With `contract` (for combiners whose weights do not look at the gradients, see
+  With `contract` (for combiners whose step uses the weights already in their state, see
   `optim.combine.contracts`) the branch axis is contracted with the current weights inside
   the backward pass, vjp(w) = sum_k w_k g_k: the same update for one backward pass, not K.
+  `branch_leaves` (a parameter-path substring, with `contract`) also hands the combiner
+  the per-branch gradients of the leaves it names as `layer_grads` (GradNorm's last shared
+  layer): of the K backward passes only the part that reaches those leaves survives
+  XLA's dead-code elimination.
   """
   step_rng = jax.random.fold_in(state.rng, state.step)
 
@@ -33,13 +37,19 @@ def train_step(state: TrainState, batch, *, model, task, tx, contract=False):
     return jnp.stack([losses[b] for b in task.branches]), new_model_state
 
   losses, vjp, new_model_state = jax.vjp(branch_losses, state.params, has_aux=True)
-  if contract and losses.shape[0] > 1:
+  contracted = contract and losses.shape[0] > 1
+  extra = {}
+  if contracted:
     (grads,) = vjp(branch_weights(state.opt_state).astype(losses.dtype))
     branch_grads = jax.tree.map(lambda g: g[None], grads)
+    if branch_leaves:
+      (every,) = jax.vmap(vjp)(jnp.eye(losses.shape[0], dtype=losses.dtype))
+      extra["layer_grads"] = jax.tree_util.tree_map_with_path(
+          lambda path, g: g if branch_leaves in jax.tree_util.keystr(path) else None, every)
   else:
     (branch_grads,) = jax.vmap(vjp)(jnp.eye(losses.shape[0], dtype=losses.dtype))
   updates, opt_state = tx.update(branch_grads, state.opt_state, state.params, branch_losses=losses,
-                                 contracted=contract and losses.shape[0] > 1)
+                                 contracted=contracted, **extra)
   params = optax.apply_updates(state.params, updates)
 
   weights = branch_weights(opt_state)

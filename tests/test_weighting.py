@@ -162,37 +162,43 @@ def test_build_and_branch_weights(name):
   agg = combine.build(cfg, ["a", "b", "c"])
   state = (optax.EmptyState(), agg.init(None), optax.EmptyState())
   assert combine.branch_weights(state).shape == (3,)
-  # gradnorm and pcgrad look at the per-branch gradients; the others' weights come first
-  assert combine.contracts(cfg) == (name in ("uncertainty", "dwa"))
+  # pcgrad projects the per-branch gradients; the others combine with their state's weights
+  assert combine.contracts(cfg) == (name != "pcgrad")
+  assert combine.branch_leaves(cfg) == ("dense" if name == "gradnorm" else None)
 
 
-@pytest.mark.parametrize("name", ["uncertainty", "dwa"])
+@pytest.mark.parametrize("name", ["uncertainty", "dwa", "gradnorm"])
 def test_contracted_step_equals_the_per_branch_step(name):
-  """Ten steps of uncertainty / DWA weighting (weights changing with the losses) give the
-  same parameters from per-branch gradients as from one backward pass contracted with the
-  state's current weights, as the train step does."""
+  """Ten steps of uncertainty / DWA / GradNorm weighting (weights changing) give the same
+  parameters from per-branch gradients as from one backward pass contracted with the
+  state's current weights plus, for GradNorm, the per-branch gradients of its layer alone,
+  as the train step does."""
   x = jnp.asarray(RNG.standard_normal((16, 4)), jnp.float32)
 
   def losses(p):
-    return jnp.stack([jnp.mean((x @ p["w"] - t) ** 2) for t in (1.0, -2.0, 0.5)])
+    return jnp.stack([jnp.mean((x @ p["shared"] + p["head"][k] - t) ** 2)
+                      for k, t in enumerate((1.0, -2.0, 0.5))])
 
-  cfg = ml_collections.ConfigDict({"name": name, "window": 2, "uncertainty_lr": 0.3})
+  cfg = ml_collections.ConfigDict({"name": name, "window": 2, "uncertainty_lr": 0.3,
+                                   "gradnorm_layer": "shared", "gradnorm_lr": 0.2})
   tx = aggregating.process(optax.with_extra_args_support(optax.identity()),
                            combine.build(cfg, "abc"), optax.sgd(0.05))
-  p1 = p2 = {"w": jnp.zeros(4)}
+  p1 = p2 = {"shared": jnp.zeros(4), "head": jnp.zeros(3)}
   s1, s2 = tx.init(p1), tx.init(p2)
   for _ in range(10):
     u, s1 = tx.update(jax.jacrev(losses)(p1), s1, p1, branch_losses=losses(p1))
     p1 = optax.apply_updates(p1, u)
     value, vjp = jax.vjp(losses, p2)
     (g,) = vjp(combine.branch_weights(s2))
+    layer = {"shared": jax.jacrev(losses)(p2)["shared"], "head": None}
     u, s2 = tx.update(jax.tree.map(lambda a: a[None], g), s2, p2, branch_losses=value,
-                      contracted=True)
+                      contracted=True, layer_grads=layer)
     p2 = optax.apply_updates(p2, u)
   w = np.asarray(combine.branch_weights(s1))
   assert np.ptp(w) > 1e-3  # the weights did move
   np.testing.assert_allclose(combine.branch_weights(s2), w, rtol=1e-5)
-  np.testing.assert_allclose(p2["w"], p1["w"], rtol=1e-5, atol=1e-7)
+  for k in p1:
+    np.testing.assert_allclose(p2[k], p1[k], rtol=1e-5, atol=1e-7)
 
 
 def test_equal_weighting_reproduces_summed_loss_training():

@@ -83,7 +83,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   contract = optim.combine.contracts(config.optim.combine)
   train_step = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx,
-                                         contract=contract),
+                                         contract=contract,
+                                         branch_leaves=optim.combine.branch_leaves(config.optim.combine)),
                        in_shardings=(state_shardings, batch_sharding),
                        out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
   eval_step = jax.jit(functools.partial(steps.eval_step, model=model, task=task),

@@ -165,16 +165,24 @@ def build(cfg, branches: Sequence[str]) -> aggregating.Aggregator:
   raise ValueError(f"unknown optim.combine.name {cfg.name!r}; choose one of {list(COMBINERS)}")
 
 
-# Combiners whose step uses weights already in the state before it sees the gradients
-# (the state's weights then change from the losses alone): the same update for one backward
-# pass contracted with those weights as for K per-branch ones.
-CONTRACTIBLE = LINEAR + ("uncertainty", "dwa")
+# Combiners whose step uses weights already in the state before it sees the gradients: the
+# same update for one backward pass contracted with those weights as for K per-branch ones.
+# The state's next weights come from the losses (uncertainty, dwa) or, for gradnorm, from
+# per-branch gradients of one layer (`branch_leaves`).
+CONTRACTIBLE = LINEAR + ("uncertainty", "dwa", "gradnorm")
 
 
 def contracts(cfg) -> bool:
-  """Whether the combiner's weights ignore the gradients, so the train step may contract
-  the branch axis with them inside one backward pass (exactly the same update)."""
+  """Whether the combiner's update is the weighted sum with the weights in its state, so the
+  train step may contract the branch axis with them inside one backward pass (exactly the
+  same update)."""
   return cfg.name in CONTRACTIBLE and not cfg.get("per_branch_backward", False)
+
+
+def branch_leaves(cfg) -> str | None:
+  """The parameter-path substring whose per-branch gradients a contracted combiner still
+  needs (GradNorm's layer), or None."""
+  return cfg.get("gradnorm_layer") or None if cfg.name == "gradnorm" else None
 
 
 STATES = (BranchWeightsState,) + weighting.WEIGHT_STATES

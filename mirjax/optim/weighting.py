@@ -99,16 +99,23 @@ def gradnorm(k: int, layer: str, alpha: float = 1.5, learning_rate: float = 0.02
   Args:
     layer: a substring of the parameter paths (jax.tree_util.keystr) of the last shared
       layer, e.g. "encoder']['dense" ; the norms are taken over the leaves it matches.
+
+  The step combines with the weights already in the state, so the train step may contract
+  (`combine.contracts`); it then passes the per-branch gradients of `layer` alone as the
+  extra argument `layer_grads` (`combine.branch_leaves`).
   """
   def init(params):
     del params
     return GradNormState(jnp.ones(k, jnp.float32), jnp.zeros(k, jnp.float32), jnp.zeros((), jnp.int32))
 
-  def update(branch_grads, state, params=None, **extra_args):
+  def update(branch_grads, state, params=None, contracted=False, layer_grads=None, **extra_args):
     del params
     losses = _losses(extra_args)
+    if contracted and layer_grads is None:
+      raise ValueError("contracted gradients need the per-branch gradients of the layer as layer_grads=")
+    per_branch = layer_grads if contracted else branch_grads
     initial = jnp.where(state.count == 0, losses, state.initial_loss)
-    norms = jnp.sqrt(jnp.maximum(jnp.diag(gramian(branch_grads, lambda p: layer in p)), 0.0))
+    norms = jnp.sqrt(jnp.maximum(jnp.diag(gramian(per_branch, lambda p: layer in p)), 0.0))
     g_w = state.weights * norms
     ratio = losses / jnp.maximum(initial, 1e-12)
     rate = ratio / jnp.mean(ratio)
@@ -116,7 +123,7 @@ def gradnorm(k: int, layer: str, alpha: float = 1.5, learning_rate: float = 0.02
     grad_w = jnp.sign(g_w - target) * norms  # d/dw_k sum_j |w_j n_j - t_j|
     w = jnp.maximum(state.weights - learning_rate * grad_w, 1e-3)
     w = w * k / jnp.sum(w)
-    return _combine(branch_grads, state.weights), GradNormState(w, initial, state.count + 1)
+    return _take(branch_grads, state.weights, contracted), GradNormState(w, initial, state.count + 1)
 
   return aggregating.Aggregator(init, update)
 
