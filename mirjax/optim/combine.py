@@ -37,11 +37,6 @@ class BranchWeightsState(NamedTuple):
   estimates: jax.Array
 
 
-def weighted_sum(branch_grads, weights):
-  """sum_k w_k g_k over the leading branch axis of every leaf."""
-  return jax.tree.map(lambda g: jnp.tensordot(weights.astype(g.dtype), g, axes=1), branch_grads)
-
-
 def blended(weights: Sequence[float]) -> aggregating.Aggregator:
   """The weighted sum of branch gradients, weights held in the state (initially `weights`).
 
@@ -59,14 +54,7 @@ def blended(weights: Sequence[float]) -> aggregating.Aggregator:
 
   def update(branch_grads, state, params=None, contracted=False, **extra_args):
     del params, extra_args
-    n = jax.tree.leaves(branch_grads)[0].shape[0]
-    if contracted:
-      if n != 1:
-        raise ValueError(f"contracted gradients have a leading axis of 1, got {n}")
-      return jax.tree.map(lambda g: g[0], branch_grads), state
-    if n != w0.shape[0]:
-      raise ValueError(f"{w0.shape[0]} branch weights for {n} branches")
-    return weighted_sum(branch_grads, state.weights), state
+    return weighting.weighted_or_contracted(branch_grads, state.weights, contracted), state
 
   return aggregating.Aggregator(init, update)
 

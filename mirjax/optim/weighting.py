@@ -29,19 +29,22 @@ def gramian(branch_grads, leaf_filter=None):
   return sum(terms)
 
 
-def _combine(branch_grads, weights):
+def weighted_sum(branch_grads, weights):
+  """sum_k w_k g_k over the leading branch axis of every leaf."""
   return jax.tree.map(lambda g: jnp.tensordot(weights.astype(g.dtype), g, axes=1), branch_grads)
 
 
-def _take(branch_grads, weights, contracted):
+def weighted_or_contracted(branch_grads, weights, contracted=False):
   """sum_k w_k g_k, or, for gradients the train step already contracted with these same
   `weights` inside its backward pass (leading axis 1), that one gradient."""
-  if not contracted:
-    return _combine(branch_grads, weights)
   n = jax.tree.leaves(branch_grads)[0].shape[0]
-  if n != 1:
-    raise ValueError(f"contracted gradients have a leading axis of 1, got {n}")
-  return jax.tree.map(lambda g: g[0], branch_grads)
+  if contracted:
+    if n != 1:
+      raise ValueError(f"contracted gradients have a leading axis of 1, got {n}")
+    return jax.tree.map(lambda g: g[0], branch_grads)
+  if n != weights.shape[0]:
+    raise ValueError(f"{weights.shape[0]} branch weights for {n} branches")
+  return weighted_sum(branch_grads, weights)
 
 
 def _losses(extra_args):
@@ -73,7 +76,7 @@ def uncertainty(k: int, learning_rate: float = 1e-2) -> aggregating.Aggregator:
   def update(branch_grads, state, params=None, contracted=False, **extra_args):
     del params
     losses = _losses(extra_args)
-    combined = _take(branch_grads, state.weights, contracted)
+    combined = weighted_or_contracted(branch_grads, state.weights, contracted)
     grad_s = 0.5 * (1.0 - jnp.exp(-state.log_var) * losses)  # Kendall et al. 2018, eq. 7
     s = state.log_var - learning_rate * grad_s
     return combined, UncertaintyState(s, 0.5 * jnp.exp(-s), state.count + 1)
@@ -123,7 +126,7 @@ def gradnorm(k: int, layer: str, alpha: float = 1.5, learning_rate: float = 0.02
     grad_w = jnp.sign(g_w - target) * norms  # d/dw_k sum_j |w_j n_j - t_j|
     w = jnp.maximum(state.weights - learning_rate * grad_w, 1e-3)
     w = w * k / jnp.sum(w)
-    return _take(branch_grads, state.weights, contracted), GradNormState(w, initial, state.count + 1)
+    return weighted_or_contracted(branch_grads, state.weights, contracted), GradNormState(w, initial, state.count + 1)
 
   return aggregating.Aggregator(init, update)
 
@@ -152,7 +155,7 @@ def dwa(k: int, window: int = 100, temperature: float = 2.0) -> aggregating.Aggr
 
   def update(branch_grads, state, params=None, contracted=False, **extra_args):
     del params
-    combined = _take(branch_grads, state.weights, contracted)
+    combined = weighted_or_contracted(branch_grads, state.weights, contracted)
     loss_sum, count = state.loss_sum + _losses(extra_args), state.count + 1
     done = count >= window
     mean = loss_sum / count
@@ -208,7 +211,7 @@ def pcgrad(k: int, seed: int = 0) -> aggregating.Aggregator:
     order = jax.vmap(lambda kk: jax.random.permutation(kk, k))(jax.random.split(key, k))
     coeffs = pcgrad_coefficients(gramian(branch_grads), order)
     weights = jnp.sum(coeffs, axis=0)  # sum_i g_i' = sum_j (sum_i c[i, j]) g_j
-    return _combine(branch_grads, weights), PCGradState(weights, state.key, state.count + 1)
+    return weighted_sum(branch_grads, weights), PCGradState(weights, state.key, state.count + 1)
 
   return aggregating.Aggregator(init, update)
 
