@@ -16,7 +16,7 @@ sincmodnet), a worker selection (all (default), spectral, temporal, pase), a wei
 dwa, pcgrad), a stage (pre-training by default; "probe" or "finetune" a pre-trained
 encoder, whose run --config.model.pretrained names; or "compare": the grid of
 mirjax/jobs/compare.py), a downstream task for probe / finetune ("tagging" (default) or an
-embedded class label: composer, tempo, drums), and "smoke".
+embedded class label: texture, tempo, drums, composer), and "smoke".
 Pre-training reads the embedded data's audio (labels unused) or, with
 --config.data.name=audio --config.data.manual_dir=DIR, any folder of audio files.
 """
