@@ -170,7 +170,9 @@ def contracts(cfg) -> bool:
 def branch_leaves(cfg) -> str | None:
   """The parameter-path substring whose per-branch gradients a contracted combiner still
   needs (GradNorm's layer), or None."""
-  return cfg.get("gradnorm_layer") or None if cfg.name == "gradnorm" else None
+  if cfg.name != "gradnorm":
+    return None
+  return cfg.get("gradnorm_layer") or None
 
 
 STATES = (BranchWeightsState,) + weighting.WEIGHT_STATES
