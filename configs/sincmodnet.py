@@ -1,5 +1,6 @@
 """SincModNet music tagging: learnable sinc filter bank -> band envelopes -> learnable
-temporal modulation filter bank (Ma & Stern, arXiv:2105.11836) -> short-chunk CNN.
+temporal modulation filter bank ("A Modulation Front-End for Music Audio
+Tagging", arXiv:2105.11836) -> short-chunk CNN.
 
   python -m mirjax.main --config=configs/sincmodnet.py --workdir=workdirs/sincmodnet
   python -m mirjax.main --config=configs/sincmodnet.py:smoke --workdir=/tmp/smoke

@@ -118,17 +118,6 @@ def test_sinc_envelope_of_a_sinusoid_is_its_amplitude():
   np.testing.assert_allclose(np.asarray(env[0, 50:-50, 0]), 0.3, rtol=0.02)
 
 
-def test_modulation_filters_peak_near_their_centres():
-  module = modulation.ModNet()
-  variables = _init(module, _audio(1, 4000))
-  centre, band = module.apply(variables, method="modulation_bands")
-  assert np.all(np.diff(np.asarray(centre)) > 0) and float(centre[-1]) < 30.0
-  resp = module.apply(variables, 1001, method="frequency_responses")["modulation"]
-  peaks = np.asarray(resp["freqs_hz"])[np.argmax(np.asarray(resp["magnitude"]), axis=1)]
-  top = int(np.argmax(np.asarray(centre)))  # the widest, highest band is resolvable
-  assert abs(peaks[top] - float(centre[top])) < float(band[top]) / 2
-
-
 def test_plot_writes_png(tmp_path):
   module = modulation.SincModNet()
   variables = _init(module, _audio(1, 1000))

@@ -37,12 +37,14 @@ def _sinc_fields(cfg):
 
 def _modulation_fields(cfg):
   """Fields of the modulation stage shared by ModNet and SincModNet."""
-  cfg.env_hop = 64  # samples per band-envelope value (250 Hz at 16 kHz); divides hop
+  cfg.env_hop = 128  # samples per band-envelope value (125 Hz at 16 kHz); divides hop
   cfg.n_mod = 8  # number of learnable modulation filters, applied to every band
-  cfg.mod_kernel_s = 0.25  # modulation filter length in seconds
+  cfg.mod_kernel_s = 3.0  # longest modulation filter (the lowest band's), seconds
+  cfg.mod_cycles = 3.0  # each modulation filter is mod_cycles / its bandwidth seconds long
   cfg.mod_fmin_hz = 0.5  # lowest initial modulation band edge, Hz
   cfg.mod_fmax_hz = 30.0  # highest initial modulation band edge, Hz
-  cfg.min_mod_band_hz = 0.25  # smallest modulation bandwidth, Hz
+  cfg.min_mod_band_hz = 0.25  # smallest learned modulation bandwidth, Hz
+  cfg.mod_subsample = 0.0  # > 0: band k kept at mod_subsample x its bandwidth Hz, held between
   cfg.mod_scale_hz = 10.0  # unit of stored modulation parameters, Hz
   cfg.compression = "log"  # band-envelope compression: "log", "power" or "none"
   cfg.eps = 1e-5  # added to envelopes before compression

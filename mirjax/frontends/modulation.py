@@ -1,13 +1,28 @@
-"""Temporal-modulation front-ends ModNet and SincModNet (Ma & Stern, "Learnable front-ends
-based on temporal modulation for music tagging", arXiv:2105.11836).
+"""Temporal-modulation front-ends ModNet and SincModNet ("A Modulation Front-End for Music
+Audio Tagging", arXiv:2105.11836).
 
 Both compute band envelopes with a first-stage filter bank (ModNet: a fixed mel bank on an
 STFT; SincModNet: the learnable SincNet bank), compress them, and pass every band's
 envelope through the same bank of K learnable FIR band-pass filters in the modulation
-domain ("analogous to a modulation filter bank, where the FIR filter center frequencies
-are learned"). The modulation filters are Hamming-windowed sinc band-passes (the SincNet
-formula at the envelope rate) with a learnable centre frequency and bandwidth each; their
-outputs are taken at a stride, giving (batch, frames, n_bands, K).
+domain (the paper's "temporal modulation processing block", analogous to a modulation
+filter bank whose FIR centre frequencies are learned). Outputs are (batch, frames,
+n_bands, K): an acoustic-band x modulation-band decomposition over time.
+
+The modulation filters are windowed-sinc band-passes (the SincNet formula at the envelope
+rate) with a learnable centre and bandwidth each. A filter resolves a band only if it is
+long enough: a Hamming-windowed filter of L seconds cannot tell apart modulation rates
+closer than about 2 / L Hz, and one centred below about 1 / L Hz peaks at 0 Hz. So each
+filter's length follows its band, ``mod_cycles / bandwidth`` seconds (the lowest, narrowest
+bands get the longest filters, at most ``mod_kernel_s``), and the initial bands are never
+narrower than the longest filter resolves: constant bandwidth at low rates, constant Q
+above, the shape of auditory modulation filter banks. With the defaults (0.5-30 Hz, 8
+filters, 3 cycles, 3 s) the edges are 0.5, 1.5, 2.5, 3.78, 5.72, 8.66, 13.1, 19.8 and 30 Hz:
+three filters share out the 0.5-4 Hz range of beat and tempo.
+
+Option ``mod_subsample`` (the paper's analysis): every modulation band's output is kept at
+a rate proportional to its bandwidth, ``mod_subsample * bandwidth`` Hz (2: the band-pass
+sampling limit), and held between samples, so lowering it takes temporal detail away
+band by band.
 """
 import flax.linen as nn
 import jax
@@ -18,6 +33,77 @@ from mirjax.audio import mel, spectral
 from mirjax.frontends import raw, sinc
 
 
+def modulation_edges(fmin_hz, fmax_hz, n_filters, min_band_hz):
+  """Band edges (n_filters + 1,) from fmin to fmax: each band ``max(min_band, (r - 1) * low)``
+  wide, i.e. constant bandwidth up to a knee and constant Q above, with the ratio r found
+  by bisection so the last edge is fmax. Raises ValueError when even constant bandwidth
+  ``min_band_hz`` overshoots fmax."""
+  if n_filters * min_band_hz > fmax_hz - fmin_hz:
+    raise ValueError(
+        f"{n_filters} modulation bands of at least {min_band_hz:.3g} Hz do not fit in "
+        f"{fmin_hz}-{fmax_hz} Hz: lower n_mod or mod_cycles, or raise mod_kernel_s or mod_fmax_hz")
+
+  def edges(ratio):
+    e = [float(fmin_hz)]
+    for _ in range(n_filters):
+      e.append(max(e[-1] + min_band_hz, e[-1] * ratio))
+    return np.array(e)
+
+  lo, hi = 1.0, max(2.0, (fmax_hz / fmin_hz) ** 1.0 + 1.0)
+  for _ in range(200):  # the last edge grows with the ratio: bisect it onto fmax
+    mid = (lo + hi) / 2.0
+    lo, hi = (lo, mid) if edges(mid)[-1] > fmax_hz else (mid, hi)
+  out = edges(lo)
+  out[-1] = fmax_hz
+  return out
+
+
+def fft_size(n):
+  """The smallest 2^a 3^b 5^c >= n (sizes the FFT computes fastest)."""
+  best = 1 << max(int(n) - 1, 0).bit_length()
+  p5 = 1
+  while p5 < best:
+    p35 = p5
+    while p35 < best:
+      m = p35
+      while m < n:
+        m *= 2
+      best, p35 = min(best, m), p35 * 3
+    p5 *= 5
+  return best
+
+
+def valid_correlation(x, kernels, stride):
+  """``y[r, i, k] = sum_n x[r, i * stride + n] kernels[k, n]`` for every i where the kernel
+  fits in x (a VALID, strided cross-correlation, as ``lax.conv_general_dilated`` computes),
+  by FFT: one transform of length >= len(x) per row, so long kernels cost no more than
+  short ones. Circular wrap-around only touches outputs that are not VALID.
+
+  Parameters
+  ----------
+  x : (rows, time) float32
+  kernels : (n_kernels, taps) float32, taps <= time
+  stride : int
+
+  Returns
+  -------
+  (rows, (time - taps) // stride + 1, n_kernels) float32
+  """
+  time, taps = x.shape[-1], kernels.shape[-1]
+  n_out, n = (time - taps) // stride + 1, fft_size(time)
+  spectrum = jnp.fft.rfft(x, n)[:, None, :] * jnp.fft.rfft(kernels[:, ::-1], n)[None]
+  full = jnp.fft.irfft(spectrum, n)  # circular convolution with the flipped kernels
+  return jnp.transpose(full[:, :, taps - 1:taps - 1 + (n_out - 1) * stride + 1:stride], (0, 2, 1))
+
+
+def hold_at_rates(y, periods):
+  """Keep every ``periods[k]``-th frame of modulation band k of ``y`` (batch, frames,
+  n_bands, K) and repeat it until the next kept frame (sample and hold)."""
+  frames = y.shape[1]
+  out = [jnp.repeat(y[:, ::m, :, k], m, axis=1)[:, :frames] for k, m in enumerate(periods)]
+  return jnp.stack(out, axis=-1)
+
+
 class _ModulationFrontend(nn.Module):
   """Shared modulation stage; subclasses provide ``envelopes`` and ``bank_responses``.
 
@@ -25,27 +111,32 @@ class _ModulationFrontend(nn.Module):
   -------------------
   sample_rate : int, Hz (default 16000)
   hop : int, samples per output frame (default 256)
-  env_hop : int, samples per envelope value; must divide ``hop`` (default 64: 250 Hz)
+  env_hop : int, samples per envelope value; must divide ``hop`` (default 128: 125 Hz)
   n_mod : int, number K of modulation filters (default 8)
-  mod_kernel_s : float, modulation filter length in seconds, rounded to an odd number of
-    envelope values (default 0.25). Its Hamming main lobe is about 4 / mod_kernel_s Hz wide
-    (16 Hz at 0.25 s), so filters centred below that act as smoothing low-passes.
-  mod_fmin_hz, mod_fmax_hz : float, initial modulation band edges are geometrically
-    spaced from fmin to fmax (defaults 0.5 and 30.0)
-  min_mod_band_hz : float, smallest modulation bandwidth in Hz (default 0.25)
+  mod_kernel_s : float, length of the longest modulation filter in seconds (default 3.0);
+    with ``mod_cycles`` it sets the narrowest initial band, mod_cycles / mod_kernel_s Hz
+  mod_cycles : float, each filter is ``mod_cycles / bandwidth`` seconds long (its initial
+    bandwidth), rounded to an odd number of envelope values (default 3.0)
+  mod_fmin_hz, mod_fmax_hz : float, range of the initial modulation bands (`modulation_edges`;
+    defaults 0.5 and 30.0)
+  min_mod_band_hz : float, smallest learned modulation bandwidth in Hz (default 0.25)
   mod_scale_hz : float, unit of the stored modulation parameters in Hz (default 10.0)
+  mod_subsample : float, 0 (default) keeps every output frame; > 0 keeps band k at
+    ``mod_subsample * bandwidth_k`` Hz (initial bandwidth) and holds it in between
   compression : "log", "power" or "none" envelope compression (default "log")
   eps : float, added before compression (default 1e-5)
   """
   sample_rate: int = 16000
   hop: int = 256
-  env_hop: int = 64
+  env_hop: int = 128
   n_mod: int = 8
-  mod_kernel_s: float = 0.25
+  mod_kernel_s: float = 3.0
+  mod_cycles: float = 3.0
   mod_fmin_hz: float = 0.5
   mod_fmax_hz: float = 30.0
   min_mod_band_hz: float = 0.25
   mod_scale_hz: float = 10.0
+  mod_subsample: float = 0.0
   compression: str = "log"
   eps: float = 1e-5
 
@@ -54,16 +145,45 @@ class _ModulationFrontend(nn.Module):
     """Envelope sampling rate in Hz."""
     return self.sample_rate / self.env_hop
 
+  def initial_edges(self):
+    """Initial modulation band edges in Hz, (n_mod + 1,)."""
+    return modulation_edges(self.mod_fmin_hz, self.mod_fmax_hz, self.n_mod,
+                            self.mod_cycles / self.mod_kernel_s)
+
+  def _odd_taps(self, seconds):
+    return int(round(seconds * self.env_rate)) // 2 * 2 + 1
+
   @property
   def mod_kernel_size(self):
-    """Modulation filter length in envelope values (odd)."""
-    return int(round(self.mod_kernel_s * self.env_rate)) // 2 * 2 + 1
+    """Length of the longest modulation filter in envelope values (odd)."""
+    return self._odd_taps(self.mod_kernel_s)
+
+  def modulation_windows(self):
+    """(n_mod, mod_kernel_size) Hamming windows, filter k's ``mod_cycles / bandwidth_k``
+    seconds long and centred, zero outside (a shorter filter in the common kernel)."""
+    size = self.mod_kernel_size
+    windows = np.zeros((self.n_mod, size), np.float32)
+    for k, band in enumerate(np.diff(self.initial_edges())):
+      taps = min(self._odd_taps(self.mod_cycles / band), size)
+      windows[k, (size - taps) // 2:(size + taps) // 2] = np.hamming(taps)
+    return windows
+
+  def hold_periods(self):
+    """Output frames per kept value of each modulation band under ``mod_subsample``."""
+    if self.mod_subsample <= 0:
+      return (1,) * self.n_mod
+    frame_rate = self.sample_rate / self.hop
+    rates = self.mod_subsample * np.diff(self.initial_edges())
+    return tuple(int(max(1, np.floor(frame_rate / r))) for r in rates)
 
   def setup_modulation(self):
     """Declare the modulation parameters: centre and bandwidth per filter."""
     if self.hop % self.env_hop:
       raise ValueError(f"env_hop {self.env_hop} must divide hop {self.hop}")
-    edges = np.geomspace(self.mod_fmin_hz, self.mod_fmax_hz, self.n_mod + 1)
+    edges = self.initial_edges()
+    if edges[-1] >= self.env_rate / 2.0:
+      raise ValueError(f"mod_fmax_hz {self.mod_fmax_hz} must lie below the envelope's Nyquist "
+                       f"rate {self.env_rate / 2.0} Hz: lower env_hop")
     centre = (edges[:-1] + edges[1:]) / 2.0
     band = np.maximum(np.diff(edges) - self.min_mod_band_hz, 1e-3)
     self.mod_centre = self.param(
@@ -80,7 +200,8 @@ class _ModulationFrontend(nn.Module):
     """(n_mod, mod_kernel_size) windowed sinc band-passes at the envelope rate."""
     centre, band = self.modulation_bands()
     # Same band-pass as SincNet with f1 = fc - b / 2 (a negative f1 gives a low-pass).
-    return sinc.sinc_filterbank(centre - band / 2.0, band, self.mod_kernel_size, self.env_rate)
+    return sinc.sinc_filterbank(centre - band / 2.0, band, self.mod_kernel_size, self.env_rate,
+                                window=self.modulation_windows())
 
   def __call__(self, audio, train: bool = False):
     """audio (batch, time) float32 -> (batch, ceil(time / hop), n_bands, n_mod)."""
@@ -89,14 +210,27 @@ class _ModulationFrontend(nn.Module):
     factor = self.hop // self.env_hop
     env = sinc.compress(self.envelopes(audio, frames * factor), self.compression, self.eps)
     b, _, n_bands = env.shape
-    # Every band's envelope through the same K filters: bands go to the batch axis (NWC).
-    x = jnp.transpose(env, (0, 2, 1)).reshape(b * n_bands, -1, 1)
-    size = self.mod_kernel_size
-    x = raw.pad_for_frames(x, frames, factor, size, mode="edge")  # edge: no log(eps) cliffs
-    kernel = self.modulation_kernels().T[:, None, :]  # (taps, 1, n_mod): WIO
-    y = jax.lax.conv_general_dilated(x, kernel, (factor,), "VALID",
-                                     dimension_numbers=raw.NWC)
-    return jnp.transpose(y.reshape(b, n_bands, frames, self.n_mod), (0, 2, 1, 3))
+    # Every band's envelope through the same K filters: bands go to the row axis.
+    x = jnp.transpose(env, (0, 2, 1)).reshape(b * n_bands, -1)
+    x = raw.pad_for_frames(x, frames, factor, self.mod_kernel_size, mode="edge")  # no log(eps) cliffs
+    # By FFT: seconds-long kernels made a direct convolution 3x slower than the whole front-end.
+    y = valid_correlation(x, self.modulation_kernels(), factor)
+    y = jnp.transpose(y.reshape(b, n_bands, frames, self.n_mod), (0, 2, 1, 3))
+    periods = self.hold_periods()
+    return y if max(periods) == 1 else hold_at_rates(y, periods)
+
+  def decompose(self, audio):
+    """(band envelopes (batch, frames, n_bands) at the frame rate, decomposition (batch,
+    frames, n_bands, n_mod)): what the front-end computes, for plots."""
+    frames = raw.n_frames(audio.shape[-1], self.hop)
+    factor = self.hop // self.env_hop
+    env = sinc.compress(self.envelopes(audio, frames * factor), self.compression, self.eps)
+    return env[:, ::factor], self(audio)
+
+  def band_centres_hz(self):
+    """Centre frequency in Hz of each first-stage band, (n_bands,)."""
+    resp = self.bank_responses(1024)
+    return resp["freqs_hz"][jnp.argmax(resp["magnitude"], axis=1)]
 
   def frequency_responses(self, n_freqs: int = 512) -> dict:
     """``{"filterbank": ..., "modulation": ...}``: the first-stage bank's magnitude
@@ -108,7 +242,7 @@ class _ModulationFrontend(nn.Module):
 
 
 class ModNet(_ModulationFrontend):
-  """ModNet (Ma & Stern): fixed mel band envelopes + learnable modulation filter bank.
+  """ModNet (arXiv:2105.11836): fixed mel band envelopes + learnable modulation filter bank.
 
   Band envelopes: magnitude STFT (periodic Hann window of ``n_fft`` samples, one frame
   every ``env_hop`` samples) times a mel filter bank (Slaney scale, triangles peaking at
@@ -154,7 +288,7 @@ class ModNet(_ModulationFrontend):
 
 
 class SincModNet(_ModulationFrontend):
-  """SincModNet (Ma & Stern): learnable SincNet band envelopes + modulation filter bank.
+  """SincModNet (arXiv:2105.11836): learnable SincNet band envelopes + modulation filter bank.
 
   Band envelopes: the magnitude of the analytic sinc band-passes (`sinc.sinc_envelopes`)
   evaluated every ``stride`` samples, averaged down to one value per ``env_hop`` samples,

@@ -30,7 +30,7 @@ def _taps(kernel_size):
   return jnp.arange(kernel_size, dtype=jnp.float32) - (kernel_size - 1) / 2.0
 
 
-def sinc_filterbank(low_hz, band_hz, kernel_size, sample_rate):
+def sinc_filterbank(low_hz, band_hz, kernel_size, sample_rate, window=None):
   """Hamming-windowed sinc band-pass filters (Ravanelli & Bengio 2018, eq. 4-6).
 
   ``h[n] = (2 f2 sinc(2 pi f2 n) - 2 f1 sinc(2 pi f1 n)) w[n]`` with ``f1 = low_hz / sr``,
@@ -43,6 +43,8 @@ def sinc_filterbank(low_hz, band_hz, kernel_size, sample_rate):
   band_hz : array, shape (n_filters,), bandwidth f2 - f1 in Hz
   kernel_size : int, filter length in samples (odd keeps the filter centred on a tap)
   sample_rate : float, Hz
+  window : array (kernel_size,) or (n_filters, kernel_size), or None for the symmetric
+    Hamming window of the whole length (default)
 
   Returns
   -------
@@ -53,7 +55,7 @@ def sinc_filterbank(low_hz, band_hz, kernel_size, sample_rate):
   f2 = f1 + jnp.asarray(band_hz, jnp.float32)[:, None] / sample_rate
   # jnp.sinc(x) = sin(pi x) / (pi x), so 2 f sinc_paper(2 pi f n) = 2 f jnp.sinc(2 f n).
   g = 2.0 * f2 * jnp.sinc(2.0 * f2 * n) - 2.0 * f1 * jnp.sinc(2.0 * f1 * n)  # eq. 4
-  return g * _hamming(kernel_size)  # eq. 5-6
+  return g * (_hamming(kernel_size) if window is None else jnp.asarray(window, jnp.float32))  # eq. 5-6
 
 
 def analytic_sinc_filterbank(low_hz, band_hz, kernel_size, sample_rate):
