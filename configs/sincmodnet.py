@@ -4,9 +4,20 @@ Tagging", arXiv:2105.11836) -> short-chunk CNN.
 
   python -m mirjax.main --config=configs/sincmodnet.py --workdir=workdirs/sincmodnet
   python -m mirjax.main --config=configs/sincmodnet.py:smoke --workdir=/tmp/smoke
+  python -m mirjax.main --config=configs/sincmodnet.py:rates --workdir=workdirs/sincmodnet_rates
+
+The argument is comma-separated words: a variant of mirjax.config.tagging ("smoke", "mtat",
+"gtzan" or none) and "rates": the modulation-rate analysis (mirjax/jobs/modulation_rates.py:
+train, then score the test split with every modulation band kept at a rate proportional
+to its bandwidth, per tag); --config.analysis.trained=WORKDIR analyses a finished run instead.
 """
 from mirjax import config as base
 
 
 def get_config(arg=None):
-  return base.tagging("sincmodnet", arg)
+  words = [w for w in (arg or "").split(",") if w]
+  rest = [w for w in words if w != "rates"]
+  if len(rest) > 1:
+    raise ValueError(f"config argument {arg!r}: name at most one of 'smoke', 'mtat', 'gtzan' besides 'rates'")
+  c = base.tagging("sincmodnet", rest[0] if rest else None)
+  return base.modulation_rates(c) if "rates" in words else c

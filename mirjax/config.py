@@ -238,3 +238,15 @@ def ssl(stage="pretrain", encoder="cnn_logmel", workers="all", weighting="equal"
   if stage == "compare":
     c.job = "compare_ssl"
   return c
+
+
+def modulation_rates(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Make a ModNet / SincModNet tagging config the modulation-rate analysis
+  (mirjax/jobs/modulation_rates.py): train it (or reuse `analysis.trained`), then score its
+  test split with each modulation band kept at rate x its bandwidth."""
+  c.job = "modulation_rates"
+  c.analysis = ml_collections.ConfigDict()
+  c.analysis.trained = ""  # workdir of a finished run to analyse; "" trains this config into WORKDIR/trained
+  c.analysis.rates = (0.0, 16.0, 8.0, 4.0, 2.0, 1.0, 0.5)  # x bandwidth; 0 keeps every frame
+  c.analysis.split = "test"  # the split scored
+  return c

@@ -19,7 +19,7 @@ flags.DEFINE_integer("num_processes", 1, "Number of processes of a multi-process
 flags.DEFINE_integer("process_id", 0, "This process's index in [0, num_processes).")
 flags.mark_flags_as_required(["config", "workdir"])
 
-JOBS = ("train", "compare", "compare_ssl")
+JOBS = ("train", "compare", "compare_ssl", "modulation_rates")
 
 
 def _start_distributed():
@@ -48,9 +48,9 @@ def main(argv):
   logging.info("mirjax: %d process(es), %d device(s): %s", jax.process_count(), jax.device_count(),
                jax.devices()[0].platform)
   from mirjax.checkpoint import IncompatibleCheckpointError
-  from mirjax.jobs import compare, train
+  from mirjax.jobs import compare, modulation_rates, train
   run = {"train": train.train_and_evaluate, "compare": compare.compare,
-         "compare_ssl": compare.compare_ssl}[config.job]
+         "compare_ssl": compare.compare_ssl, "modulation_rates": modulation_rates.analyse}[config.job]
   try:
     run(config, flags.FLAGS.workdir)
   except (IncompatibleCheckpointError, ValueError) as e:

@@ -99,15 +99,15 @@ def format_table(results: dict) -> str:
   return "\n".join(lines)
 
 
-def write_comparison(workdir: str, rows: list, table: str):
-  """WORKDIR/comparison.csv (one row per run), WORKDIR/comparison.md (`table`), and the
-  table on stdout."""
+def write_comparison(workdir: str, rows: list, table: str, name: str = "comparison"):
+  """WORKDIR/<name>.csv (one row per run), WORKDIR/<name>.md (`table`), and the table on
+  stdout."""
   if jax.process_index() != 0:
     return
-  with open(os.path.join(workdir, "comparison.csv"), "w", newline="") as f:
+  with open(os.path.join(workdir, f"{name}.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
-  with open(os.path.join(workdir, "comparison.md"), "w") as f:
+  with open(os.path.join(workdir, f"{name}.md"), "w") as f:
     f.write(table + "\n")
   print(table)
