@@ -11,6 +11,7 @@ Static weights, uniform weights and gradient blending are one transformation,
 `blended`: its weights stay as initialised unless `reestimate` (the hook the training job
 calls at super-epoch boundaries) replaces them from measured train and held-out losses.
 """
+import math
 from typing import NamedTuple, Sequence
 
 import jax
@@ -65,7 +66,7 @@ def static_weights(weights: Sequence[float]) -> aggregating.Aggregator:
 
 
 def blending_weights(train_prev, heldout_prev, train_now, heldout_now, *, normalize="sum",
-                     eps=1e-8):
+                     eps=1e-2):
   """Gradient-blending weights from two loss measurements per branch (Wang, Tran & Feiszli,
   "What makes training multi-modal classification networks hard?", CVPR 2020).
 
@@ -77,14 +78,17 @@ def blending_weights(train_prev, heldout_prev, train_now, heldout_now, *, normal
     train_prev, heldout_prev: (K,) train and held-out losses at the earlier measurement.
     train_now, heldout_now: (K,) the same at the later one.
     normalize: "sum" (weights sum to 1) or "mean" (they average 1, sum to K).
-    eps: added to dO_k^2 so a branch that does not overfit at all gets a large, finite weight.
+    eps: relative: ``eps * mean_k dO_k^2`` is added to each dO_k^2, so a branch that does
+      not overfit at all gets a large, finite weight, while the weights do not depend on
+      the losses' scale (an absolute constant set them whenever it exceeded dO^2).
 
   Returns:
     (K,) weights; uniform when no branch generalised.
   """
   gen = heldout_prev - heldout_now
   d_over = (heldout_now - train_now) - (heldout_prev - train_prev)
-  raw = jnp.maximum(gen, 0.0) / (d_over ** 2 + eps)  # w_k ∝ G_k / O_k^2 (Wang et al. 2020, eq. 6-7)
+  floor = eps * jnp.mean(d_over ** 2) + jnp.finfo(jnp.float32).tiny
+  raw = jnp.maximum(gen, 0.0) / (d_over ** 2 + floor)  # w_k ∝ G_k / O_k^2 (Wang et al. 2020, eq. 6-7)
   k = raw.shape[0]
   total = jnp.sum(raw)
   w = jnp.where(total > 0, raw / jnp.where(total > 0, total, 1.0), jnp.full_like(raw, 1.0 / k))
@@ -95,7 +99,7 @@ def blending_weights(train_prev, heldout_prev, train_now, heldout_now, *, normal
   return w
 
 
-def reestimate(opt_state, train_loss, heldout_loss, *, smoothing=0.0, normalize="sum", eps=1e-8):
+def reestimate(opt_state, train_loss, heldout_loss, *, smoothing=0.0, normalize="sum", eps=1e-2):
   """The validation hook of gradient blending: a new optimizer state whose branch weights
   come from `blending_weights` between the last measurement and this one.
 
@@ -105,7 +109,8 @@ def reestimate(opt_state, train_loss, heldout_loss, *, smoothing=0.0, normalize=
   Args:
     opt_state: an optimizer state built by `mirjax.optim.build` (holds one BranchWeightsState).
     train_loss, heldout_loss: (K,) per-branch losses on a training subset and on the
-      held-out part carved from the training split, measured now (eval mode).
+      held-out part carved from the training split, measured now (eval mode, so only once
+      batch-norm running averages have settled: `settle_steps`).
     smoothing: weight of the previous weights in [0, 1).
     normalize, eps: see `blending_weights`.
   """
@@ -121,6 +126,16 @@ def reestimate(opt_state, train_loss, heldout_loss, *, smoothing=0.0, normalize=
                               heldout_loss=jnp.asarray(heldout_loss, s.heldout_loss.dtype),
                               estimates=s.estimates + 1)
   return jax.tree.map(update, opt_state, is_leaf=lambda x: isinstance(x, BranchWeightsState))
+
+
+def settle_steps(momentum: float, remaining: float = 0.05) -> int:
+  """Steps after which a running average with `momentum` keeps less than `remaining` of
+  its starting value (momentum ** n <= remaining): 299 for 0.99. Losses measured in eval
+  mode before then score running batch-norm statistics that are still moving, not the
+  network's generalisation."""
+  if not 0.0 <= momentum < 1.0:
+    raise ValueError(f"a running-average momentum must be in [0, 1), got {momentum}")
+  return 0 if momentum == 0.0 else int(math.ceil(math.log(remaining) / math.log(momentum)))
 
 
 def build(cfg, branches: Sequence[str]) -> aggregating.Aggregator:
