@@ -3,17 +3,20 @@
 A checkpoint holds the TrainState (restored onto the current mesh's shardings), the
 data iterator's state, the config that made it and what a model needs to be used on its
 own (the dataset's tag or class names and sample rate). A workdir whose checkpoint was
-made by an incompatible config is refused before anything is written.
+made by an incompatible config is refused before anything is written. The JSON parts are
+strict JSON: a non-finite float in them is stored as null (`metrics.finite_or_none`).
 """
 import os
 
 import jax
 import orbax.checkpoint as ocp
 
+from mirjax.metrics import finite_or_none
+
 # Config sections that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
-                     "train.keep_checkpoints", "eval.", "mesh.", "data.data_dir", "data.manual_dir",
-                     "data.read_threads")
+RESUMABLE_CHANGES = ("train.num_steps", "train.num_epochs", "train.log_every", "train.eval_every",
+                     "train.checkpoint_every", "train.keep_checkpoints", "eval.", "mesh.", "data.data_dir",
+                     "data.manual_dir", "data.read_threads")
 
 
 class IncompatibleCheckpointError(RuntimeError):
@@ -38,10 +41,11 @@ def config_differences(saved: dict, current: dict) -> list:
 
 
 class Checkpointer:
-  """CheckpointManager over WORKDIR/checkpoints, keeping the newest `max_to_keep`."""
+  """CheckpointManager over WORKDIR/`folder` ("checkpoints"; "best" holds the step that
+  train.select_by selects), keeping the newest `max_to_keep`."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 3):
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  def __init__(self, workdir: str, max_to_keep: int = 3, folder: str = "checkpoints"):
+    self.directory = os.path.join(os.path.abspath(workdir), folder)
     self.manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
@@ -50,6 +54,7 @@ class Checkpointer:
 
   def save(self, step: int, state, data_state: dict, config: dict, meta: dict, force: bool = False):
     """Saves `state` (pytree), `data_state`, `config` and `meta` (JSON dicts) as step `step`."""
+    data_state, config, meta = map(finite_or_none, (data_state, config, meta))  # orbax allows NaN
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
         config=ocp.args.JsonSave(config), meta=ocp.args.JsonSave(meta)), force=force)
@@ -72,7 +77,7 @@ class Checkpointer:
     Raises IncompatibleCheckpointError, having read only the stored config, when the
     checkpoint was made by a config that differs in a field that shapes the run.
     """
-    diffs = config_differences(self.saved_config(step), config)
+    diffs = config_differences(self.saved_config(step), finite_or_none(config))  # as saved
     if diffs:
       lines = "\n".join(f"  {k}: checkpoint has {a!r}, this run has {b!r}" for k, a, b in diffs[:20])
       raise IncompatibleCheckpointError(

@@ -1,6 +1,11 @@
 """Scalar metrics (JSONL + TensorBoard event files), progress bar and result tables.
 
 The only module that writes logs; everything here is a no-op on processes other than 0.
+
+metrics.jsonl and results.json are strict JSON (RFC 8259), which has no NaN or Infinity: a
+non-finite float (an undefined per-tag AUC, a diverged loss) is written as null, and the
+writers pass ``allow_nan=False`` so anything that escapes raises instead of writing a bare
+NaN token. `read_results` turns null back into NaN.
 """
 import csv
 import json
@@ -11,6 +16,39 @@ import time
 import jax
 import numpy as np
 from tqdm.auto import tqdm
+
+
+def finite_or_none(obj):
+  """``obj`` with every NaN or infinite float, at any depth of dicts, lists and tuples,
+  replaced by None (JSON null); tuples become lists and numpy scalars Python numbers."""
+  if isinstance(obj, dict):
+    return {k: finite_or_none(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [finite_or_none(v) for v in obj]  # JSON has only arrays
+  if isinstance(obj, (bool, np.bool_)):
+    return bool(obj)
+  if isinstance(obj, np.integer):
+    return int(obj)
+  if isinstance(obj, (float, np.floating)):
+    return float(obj) if math.isfinite(obj) else None
+  return obj
+
+
+def dumps(obj, **kwargs) -> str:
+  """Strict JSON text of ``obj``: non-finite floats as null (`finite_or_none`)."""
+  return json.dumps(finite_or_none(obj), allow_nan=False, **kwargs)
+
+
+def _nan_for_null(obj):
+  if isinstance(obj, dict):
+    return {k: _nan_for_null(v) for k, v in obj.items()}
+  return float("nan") if obj is None else obj
+
+
+def read_results(path: str) -> dict:
+  """A results.json written by `write_results`, with null (a non-finite float) as NaN."""
+  with open(path) as f:
+    return _nan_for_null(json.load(f))
 
 
 def _scalar(v):
@@ -37,7 +75,7 @@ class MetricWriter:
     if not self.active:
       return
     scalars = {k: s for k, v in metrics.items() if (s := _scalar(v)) is not None}
-    self.jsonl.write(json.dumps({"step": int(step), "split": split, "time": time.time(), **scalars}) + "\n")
+    self.jsonl.write(dumps({"step": int(step), "split": split, "time": time.time(), **scalars}) + "\n")
     for k, v in scalars.items():
       if math.isfinite(v):
         self.tb.add_scalar(f"{split}/{k}", v, int(step))
@@ -72,8 +110,9 @@ def write_results(workdir: str, results: dict):
   table of the scalar results on stdout."""
   if jax.process_index() != 0:
     return
+  text = dumps(results, indent=2, sort_keys=True)  # before opening: a failure leaves no stub
   with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2, sort_keys=True)
+    f.write(text)
   if "test/per_tag_roc_auc" in results:
     write_per_tag(os.path.join(workdir, "per_tag.csv"), results["test/per_tag_roc_auc"],
                   results["test/per_tag_pr_auc"])
@@ -87,7 +126,8 @@ def write_per_tag(path: str, roc_auc: dict, pr_auc: dict):
     w = csv.writer(f)
     w.writerow(["tag", "roc_auc", "pr_auc"])
     for tag, roc in roc_auc.items():
-      w.writerow([tag] + ["" if not math.isfinite(x) else f"{x:.6f}" for x in (roc, pr_auc[tag])])
+      values = (roc, pr_auc[tag])
+      w.writerow([tag] + ["" if x is None or not math.isfinite(x) else f"{x:.6f}" for x in values])
 
 
 def format_table(results: dict) -> str:

@@ -12,7 +12,6 @@ reported on stderr and the others are still tagged; the exit status is then 1.
 import csv
 import functools
 import io
-import json
 import sys
 
 from absl import app, flags, logging
@@ -69,7 +68,8 @@ class Tagger:
 
 def _format(results, fmt: str) -> str:
   if fmt == "json":
-    return json.dumps(results, indent=2)
+    from mirjax import metrics
+    return metrics.dumps(results, indent=2)  # strict JSON: a non-finite score is null
   if fmt == "csv":
     out = io.StringIO()
     w = csv.writer(out)

@@ -61,6 +61,32 @@ def test_yin(frame_length, hop):
   assert aperiodicity[voiced].mean() < 0.1 < aperiodicity[~voiced].mean()
 
 
+@pytest.mark.parametrize("fmin,frame_length,sr", [
+    (15.6, 1024, SR), (SR / 1023, 1024, SR), (30.0, 1024, 32000),
+    (60.0, 1024, 61380)])  # the last: the prosody worker's fmin at the lowest rate it refuses
+def test_yin_refuses_an_fmin_whose_period_does_not_fit_a_frame(fmin, frame_length, sr):
+  # librosa's condition: sr / fmin >= frame_length - 1; mirjax used to narrow the search silently.
+  x = melody(0.25)
+  mirjax_yin = lambda **kw: jax.eval_shape(lambda a: features.yin(a, **kw), x)  # checks, no compute
+  with pytest.raises(librosa.ParameterError, match="too small"):
+    librosa.yin(x, fmin=fmin, fmax=800, sr=sr, frame_length=frame_length)
+  with pytest.raises(ValueError, match=rf"fmin={fmin} Hz is too low for frame_length={frame_length} "
+                                       rf"at sr={sr}: raise fmin above .* or frame_length to at least \d+"):
+    mirjax_yin(fmin=fmin, fmax=800, sr=sr, frame_length=frame_length)
+  # What the message proposes works, in librosa and here.
+  for fix in (dict(fmin=sr / (frame_length - 1) * 1.001), dict(frame_length=int(np.floor(sr / fmin)) + 2)):
+    kw = dict(dict(fmin=fmin, frame_length=frame_length), **fix)
+    with pytest.warns(UserWarning, match="less than two periods"):  # librosa's advice, not an error
+      librosa.yin(x, fmax=800, sr=sr, **kw)
+    mirjax_yin(fmax=800, sr=sr, **kw)
+  for bad in (dict(fmin=0.0), dict(fmin=900.0), dict(fmax=sr / 2 + 1)):  # 0 < fmin < fmax <= sr / 2
+    kw = dict(dict(fmin=100.0, fmax=800.0), **bad)
+    with pytest.raises(librosa.ParameterError):
+      librosa.yin(x, sr=sr, frame_length=frame_length, **kw)
+    with pytest.raises(ValueError, match="0 < fmin < fmax <= sr / 2"):
+      mirjax_yin(sr=sr, frame_length=frame_length, **kw)
+
+
 def test_batched_and_jitted_equal_per_clip():
   x = np.stack([melody(seed=s) * (s + 1) for s in range(3)])
   for fn in (lambda a: features.tempogram(a, sr=SR), lambda a: features.yin(a, fmin=60, fmax=800, sr=SR)[0],

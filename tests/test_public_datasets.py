@@ -156,6 +156,44 @@ def test_mtat_errors_say_what_to_do(tmp_path, data_dir):
     public.load_mtat(str(tmp_path), data_dir, convention="lee")
 
 
+def test_top_k_ranks_zero_count_tags_last_ties_by_header(tmp_path):
+  # Counts by column: a 0, b 2, c 0, d 3, e 2, f 1 (uint8 labels: a negated 0 sorts first).
+  labels = {"a": [0, 0, 0], "b": [1, 1, 0], "c": [0, 0, 0], "d": [1, 1, 1], "e": [0, 1, 1],
+            "f": [1, 0, 0]}
+  rels = [f"{d}/artist-album-01-title_{i}-0-29.mp3" for i, d in enumerate("0cd")]
+  rows = [[str(10 + i)] + [str(v[i]) for v in labels.values()] + [rels[i]] for i in range(3)]
+  _write_tsv(tmp_path / magnatagatune.ANNOTATIONS, ["clip_id", *labels, "mp3_path"], rows)
+  for k, want in ((3, ("d", "b", "e")), (4, ("d", "b", "e", "f")), (6, ("d", "b", "e", "f", "a", "c"))):
+    names, clips = magnatagatune.read_annotations(tmp_path, top_k=k)
+    assert names == want, k
+    for i, clip in enumerate(clips):
+      assert (clip.clip_id, clip.mp3_path, clip.split) == (10 + i, rels[i], ("train", "valid", "test")[i])
+      np.testing.assert_array_equal(clip.tags, [labels[t][i] for t in want])
+
+
+def test_a_subset_folder_with_tags_on_no_clip_builds(tmp_path, data_dir):
+  # 5 tags in use among 55 columns, top_k 50: the 45 unused ones kept must come after them.
+  used = {3: "guitar", 17: "piano", 30: "drums", 41: "vocal", 54: "slow"}
+  names = [used.get(j, f"unused {j:02d}") for j in range(55)]
+  rows, labels = [], {}
+  for n, folder in enumerate("0cd"):
+    rel = f"{folder}/artist_{n}-album-01-title_{n}-0-29.mp3"
+    os.makedirs(tmp_path / folder, exist_ok=True)
+    sf.write(tmp_path / rel, _tone(29.2, 220 + 50 * n, seed=n), SR, format="MP3")
+    labels[500 + n] = [int(j == 17 or (j in used and (j + n) % 2 == 0)) for j in range(55)]
+    rows.append([str(500 + n)] + [str(v) for v in labels[500 + n]] + [rel])
+  _write_tsv(tmp_path / magnatagatune.ANNOTATIONS, ["clip_id"] + names + ["mp3_path"], rows)
+  sources, info = public.load_mtat(str(tmp_path), data_dir, convention="clean")
+  unused = [t for t in names if t not in used.values()]
+  # Counts: piano 3, drums 2, slow 2, guitar 1, vocal 1, the rest 0 (ties: header order).
+  assert info.tag_names == ("piano", "drums", "slow", "guitar", "vocal", *unused[:45])
+  assert {s: len(src) for s, src in sources.items()} == {"train": 1, "valid": 1, "test": 1}
+  index = [names.index(t) for t in info.tag_names]
+  for src in sources.values():
+    ex = _examples(src)[0]
+    np.testing.assert_array_equal(ex["tags"], np.array(labels[int(ex["clip_id"])])[index])
+
+
 def _main(config, folder, workdir, data_dir, *extra):
   env = dict(os.environ, MIRJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=8")
@@ -168,7 +206,8 @@ def _main(config, folder, workdir, data_dir, *extra):
 
 def test_flagship_runs_on_mtat_with_the_chunk_protocol(mtat_folder, data_dir, tmp_path):
   folder, _ = mtat_folder
-  p = _main("configs/sincmodnet.py:mtat", folder, tmp_path, data_dir)
+  # The CPU-sized back-end; :mtat counts in epochs, so a few steps are a small fraction of one.
+  p = _main("configs/sincmodnet.py:mtat_small", folder, tmp_path, data_dir, "--config.train.num_epochs=0.05")
   assert p.returncode == 0, p.stderr[-4000:]
   results = json.load(open(tmp_path / "results.json"))
   assert results["dataset"] == "mtat/clean" and "mtat/clean" in p.stdout

@@ -130,10 +130,26 @@ def yin(x, *, fmin, fmax, sr, frame_length=2048, hop_length=None, trough_thresho
   each frame's aperiodicity (the minimum of the cumulative mean normalised difference: near 0
   for a periodic frame, near 1 for noise).
 
+  Parameters
+  ----------
+  x : array (..., n), audio
+  fmin, fmax : float, lowest and highest f0 searched in Hz; 0 < fmin < fmax <= sr / 2, and a
+    period of fmin must fit in a frame: sr / fmin < frame_length - 1 (librosa's conditions)
+  sr : sample rate in Hz
+  frame_length, hop_length : samples per frame (2048) and between frames (frame_length // 4)
+  trough_threshold : float, the absolute threshold of eq. 6 (0.1)
+
   Returns
   -------
-  (f0 Hz, aperiodicity), each float32 (..., 1 + n // hop_length)
+  (f0 Hz, aperiodicity), each float32 (..., 1 + n // hop_length); raises ValueError for
+  parameters librosa.yin refuses
   """
+  if not 0 < fmin < fmax <= sr / 2:
+    raise ValueError(f"yin needs 0 < fmin < fmax <= sr / 2 = {sr / 2}; got fmin={fmin}, fmax={fmax}")
+  if sr / fmin >= frame_length - 1:  # else the longest period searched would be cut silently
+    raise ValueError(f"yin: fmin={fmin} Hz is too low for frame_length={frame_length} at sr={sr}: "
+                     f"raise fmin above {sr / (frame_length - 1):.3f} Hz or frame_length to at least "
+                     f"{int(np.floor(sr / fmin)) + 2}")
   hop_length = frame_length // 4 if hop_length is None else hop_length
   x = jnp.asarray(x, jnp.float32)
   if center:

@@ -1,10 +1,39 @@
 """Retrieval and classification metrics on host (numpy) arrays.
 
+Labels of the ranking metrics must be binary (0/1 or False/True) and scores finite: other
+input raises ValueError, as in scikit-learn, rather than giving a plausible number.
 Per-tag metrics return NaN for a tag (column) whose labels hold a single class, where
-ROC-AUC is undefined; the ``macro_*`` averages skip those tags and `single_class_tags`
-says which they were, so a caller can report how many were excluded.
+ROC-AUC is undefined; the ``macro_*`` averages skip those tags and say so with an
+`UndefinedMetricWarning` naming them (`single_class_tags` gives the mask).
 """
+import warnings
+
 import numpy as np
+
+
+class UndefinedMetricWarning(UserWarning):
+  """A macro average left out tags whose metric is undefined (a single class present)."""
+
+
+def _check_labels(y_true, name="y_true"):
+  """Raise unless every label is 0/1 or False/True (soft or -1/+1 labels are refused)."""
+  if y_true.dtype == bool:
+    return
+  if y_true.dtype.kind not in "iuf":
+    raise ValueError(f"{name} must hold binary labels, only 0/1 or False/True; got dtype {y_true.dtype}")
+  odd = np.unique(y_true[~np.isin(y_true, (0, 1))])
+  if odd.size:
+    more = f" and {odd.size - 5} more" if odd.size > 5 else ""
+    raise ValueError(f"{name} must hold binary labels, only 0/1 or False/True; found the values "
+                     f"{odd[:5].tolist()}{more}")
+
+
+def _check_scores(y_score, name="y_score"):
+  """Raise if any score is NaN or infinite (their rank would be arbitrary)."""
+  bad = ~np.isfinite(y_score)
+  if bad.any():
+    raise ValueError(f"{name} holds {int(bad.sum())} NaN or infinite values (the first at flat index "
+                     f"{int(np.flatnonzero(bad)[0])}); scores must be finite")
 
 
 def _average_ranks(x):
@@ -22,6 +51,8 @@ def _binary(y_true, y_score):
   y_score = np.asarray(y_score, np.float64).ravel()
   if y_true.shape != y_score.shape:
     raise ValueError(f"y_true {y_true.shape} and y_score {y_score.shape} differ in shape")
+  _check_labels(y_true)
+  _check_scores(y_score)
   return y_true.astype(bool), y_score
 
 
@@ -30,12 +61,13 @@ def roc_auc(y_true, y_score):
 
   Parameters
   ----------
-  y_true : array (n,), binary labels (nonzero = positive)
-  y_score : array (n,), scores, higher = more positive; tied scores count one half
+  y_true : array (n,), binary labels: 0/1 or False/True (1 = positive)
+  y_score : array (n,), finite scores, higher = more positive; tied scores count one half
 
   Returns
   -------
-  float in [0, 1]; raises ValueError when only one class is present
+  float in [0, 1]; raises ValueError when only one class is present, a label is not
+  binary or a score is not finite
   """
   y_true, y_score = _binary(y_true, y_score)
   n_pos = int(y_true.sum())
@@ -54,12 +86,12 @@ def average_precision(y_true, y_score):
 
   Parameters
   ----------
-  y_true : array (n,), binary labels (nonzero = positive)
-  y_score : array (n,), scores, higher = more positive
+  y_true : array (n,), binary labels: 0/1 or False/True (1 = positive)
+  y_score : array (n,), finite scores, higher = more positive
 
   Returns
   -------
-  float in [0, 1]; NaN when there is no positive label
+  float in [0, 1]; NaN when there is no positive label; raises ValueError as `roc_auc`
   """
   y_true, y_score = _binary(y_true, y_score)
   if not y_true.any():
@@ -75,7 +107,9 @@ def average_precision(y_true, y_score):
 
 def single_class_tags(Y):
   """Boolean mask (n_tags,) of the columns of ``Y`` (n, n_tags) holding one class only."""
-  Y = np.asarray(Y).astype(bool)
+  Y = np.asarray(Y)
+  _check_labels(Y, "Y")
+  Y = Y.astype(bool)
   n_pos = Y.sum(axis=0)
   return (n_pos == 0) | (n_pos == Y.shape[0])
 
@@ -84,6 +118,7 @@ def _per_tag(metric, Y, S):
   Y, S = np.asarray(Y), np.asarray(S)
   if Y.shape != S.shape or Y.ndim != 2:
     raise ValueError(f"Y {Y.shape} and S {S.shape} must be equal 2-D (n, n_tags)")
+  _check_scores(np.asarray(S, np.float64), "S")  # skipped columns too, as scikit-learn
   skip = single_class_tags(Y)
   return np.array([np.nan if skip[j] else metric(Y[:, j], S[:, j]) for j in range(Y.shape[1])])
 
@@ -98,29 +133,50 @@ def per_tag_average_precision(Y, S):
   return _per_tag(average_precision, Y, S)
 
 
-def _nanmean(values):
-  valid = values[~np.isnan(values)]
-  return float(valid.mean()) if valid.size else float("nan")
+def macro_average(values, skipped, tag_names=None, metric="metric"):
+  """Mean of per-tag ``values`` over the tags not ``skipped``, warning which were left out.
+
+  Parameters
+  ----------
+  values : array (n_tags,), per-tag metric (NaN where ``skipped``)
+  skipped : bool array (n_tags,), e.g. `single_class_tags` of the labels
+  tag_names : sequence of n_tags names, or None to name tags by column index
+  metric : str, the metric's name in the warning
+
+  Returns
+  -------
+  float; NaN when every tag is skipped. Warns `UndefinedMetricWarning` with the count and
+  names of the skipped tags when there are any.
+  """
+  values, skipped = np.asarray(values, np.float64), np.asarray(skipped, bool)
+  if skipped.any():
+    names = [repr(tag_names[j]) if tag_names is not None else str(j) for j in np.flatnonzero(skipped)]
+    what = "tags" if tag_names is not None else "tag columns"
+    warnings.warn(f"macro {metric} left out {len(names)} of {skipped.size} tags with a single class "
+                  f"(metric undefined), {what}: {', '.join(names)}", UndefinedMetricWarning, stacklevel=2)
+  kept = values[~skipped]
+  return float(kept.mean()) if kept.size else float("nan")
 
 
-def macro_roc_auc(Y, S):
-  """Mean ROC-AUC over the tags with both classes present (`single_class_tags` lists the rest).
+def macro_roc_auc(Y, S, tag_names=None):
+  """Mean ROC-AUC over the tags with both classes present; warns naming the rest.
 
   Parameters
   ----------
   Y : array (n, n_tags), binary labels
-  S : array (n, n_tags), scores
+  S : array (n, n_tags), finite scores
+  tag_names : optional n_tags names, used in the warning (default: column indices)
 
   Returns
   -------
-  float; NaN when no tag has both classes
+  float; NaN when no tag has both classes (see `macro_average`)
   """
-  return _nanmean(per_tag_roc_auc(Y, S))
+  return macro_average(per_tag_roc_auc(Y, S), single_class_tags(Y), tag_names, "ROC-AUC")
 
 
-def macro_pr_auc(Y, S):
+def macro_pr_auc(Y, S, tag_names=None):
   """Mean average precision over the tags with both classes present, as `macro_roc_auc`."""
-  return _nanmean(per_tag_average_precision(Y, S))
+  return macro_average(per_tag_average_precision(Y, S), single_class_tags(Y), tag_names, "PR-AUC")
 
 
 def accuracy(y_true, y_pred):

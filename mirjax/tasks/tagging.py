@@ -1,4 +1,6 @@
 """Multi-label tagging: one sigmoid output per tag, binary cross-entropy, ROC/PR-AUC."""
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,19 +44,26 @@ class Tagging:
     branch as "<branch>/roc_auc", ... when there are several.
 
     Tags with a single class among `labels` have no AUC; they are left out of the macro
-    average and counted in `tags_without_both_classes`.
+    average, counted in `tags_without_both_classes` and named in an
+    `evaluation.UndefinedMetricWarning`.
     """
     out = {}
+    skipped = evaluation.single_class_tags(labels)
     predictions = [("", final_scores(scores, self.predict_from))]
     if len(self.branches) > 1:
       predictions += [(b, scores[b]) for b in self.branches]
     for name, s in predictions:
-      prefix = f"{name}/" if name else ""
-      roc = evaluation.per_tag_roc_auc(labels, s)
-      pr = evaluation.per_tag_average_precision(labels, s)
-      out[prefix + "roc_auc"] = float(np.nanmean(roc))
-      out[prefix + "pr_auc"] = float(np.nanmean(pr))
+      prefix, of = (f"{name}/", f" (branch {name})") if name else ("", "")
+      if np.all(np.isfinite(s)):
+        roc = evaluation.per_tag_roc_auc(labels, s)
+        pr = evaluation.per_tag_average_precision(labels, s)
+      else:  # a diverged model: report NaN (null in results.json) rather than end the run
+        warnings.warn(f"{int(np.sum(~np.isfinite(s)))} scores of the prediction{of} are NaN or "
+                      "infinite (the model diverged?): its ROC-AUC and PR-AUC are NaN", RuntimeWarning)
+        roc = pr = np.full(len(self.tag_names), np.nan)
+      out[prefix + "roc_auc"] = evaluation.macro_average(roc, skipped, self.tag_names, "ROC-AUC" + of)
+      out[prefix + "pr_auc"] = evaluation.macro_average(pr, skipped, self.tag_names, "PR-AUC" + of)
       out[prefix + "per_tag_roc_auc"] = dict(zip(self.tag_names, map(float, roc)))
       out[prefix + "per_tag_pr_auc"] = dict(zip(self.tag_names, map(float, pr)))
-    out["tags_without_both_classes"] = int(np.sum(evaluation.single_class_tags(labels)))
+    out["tags_without_both_classes"] = int(np.sum(skipped))
     return out

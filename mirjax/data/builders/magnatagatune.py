@@ -115,7 +115,7 @@ def read_annotations(folder, top_k: int = TOP_K) -> tuple[tuple[str, ...], list[
     except ValueError as err:
       raise MagnaTagATuneError(f"{path!r} line {n + 2}: {err}") from err
     paths.append(row[path_col].strip())
-  counts = labels.sum(axis=0)
+  counts = labels.sum(axis=0, dtype=np.int64)  # signed: a negated unsigned 0 would sort first
   keep = np.argsort(-counts, kind="stable")[:top_k]  # most frequent first, ties by header
   names = tuple(header[tag_cols[j]] for j in keep)
   clips = [Clip(i, p, split_of(p), labels[n, keep]) for n, (i, p) in enumerate(zip(ids, paths))]
