@@ -90,6 +90,7 @@ def default_config(name: str) -> ml_collections.ConfigDict:
     cfg.kernel_size = 256  # filter length, samples (= hop, as Dieleman & Schrauwen)
     cfg.compression = "log1p_power"  # log(1 + C y^2); "log1p": log(1 + C|y|), "relu", "none"
     cfg.log_scale = 10000.0  # C of the log compression
+    cfg.feature_pool = 1  # > 1: learn n_filters x this many filters, L2-pool each group of this many
   elif name == "sincnet":
     cfg.n_filters = 64  # band-pass filters = output features
     _sinc_fields(cfg)

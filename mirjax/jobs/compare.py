@@ -1,13 +1,17 @@
 """The comparison job (`config.job = "compare"`): every variant of a system over several
 seeds, one training run each, then a table of the test metric's mean and standard deviation.
 
+A variant is a named override set applied to the one config (mirjax/overrides.py):
+``config.compare.variants`` names them in table order, ``config.compare.overrides.<name>``
+holds each (configs/rawgrid.py). A config without ``compare.overrides`` names multi-view
+variants instead (`config.multiview_variant`, configs/multiview.py).
+
 Runs go to WORKDIR/<variant>/seed<k>/ and are ordinary training runs (checkpoints,
 metrics, results.json): a killed comparison resumes where it stopped, and a finished run
 is not trained again. The table is written to WORKDIR/comparison.md and every run's figure
 to WORKDIR/comparison.csv.
 """
 import copy
-import json
 import os
 
 import jax
@@ -15,6 +19,7 @@ import numpy as np
 
 from mirjax import config as config_lib
 from mirjax import metrics
+from mirjax import overrides as overrides_lib
 from mirjax.jobs import train
 
 
@@ -30,17 +35,32 @@ def _run(config, workdir):
   """Train `config` into `workdir` unless a finished run is there; its results."""
   path = os.path.join(workdir, "results.json")
   if os.path.exists(path):
-    with open(path) as f:
-      return json.load(f)
+    return metrics.read_results(path)  # null (a non-finite result) read back as NaN
   return train.train_and_evaluate(config, workdir)
+
+
+def variant_config(config, variant: str, seed: int):
+  """The training config of one variant and seed: its override set applied to `config`
+  (a ValueError names a missing variant or a path the config lacks), or the multi-view
+  variant of that name when the config has no ``compare.overrides``."""
+  c = copy.deepcopy(config)
+  c.job, c.seed = "train", int(seed)
+  if "overrides" not in config.compare:
+    return config_lib.multiview_variant(c, variant)
+  if variant not in config.compare.overrides:
+    raise ValueError(f"compare.variants names {variant!r}, which compare.overrides lacks; it has "
+                     f"{sorted(config.compare.overrides)}")
+  overrides_lib.apply(c, config.compare.overrides[variant], variant)
+  # an ordinary run: editing the comparison later (seeds, variants) must not make its
+  # checkpoints "incompatible" on resumption
+  with c.unlocked():
+    del c["compare"]
+  return c
 
 
 def run_variant(config, variant: str, seed: int, workdir: str) -> dict:
   """results.json of one variant and seed, training it unless it has finished before."""
-  c = copy.deepcopy(config)
-  c.job, c.seed = "train", int(seed)
-  config_lib.multiview_variant(c, variant)
-  return _run(c, workdir)
+  return _run(variant_config(config, variant, seed), workdir)
 
 
 def summarize(rows, names, variants) -> str:
@@ -61,19 +81,30 @@ def summarize(rows, names, variants) -> str:
 def compare(config, workdir: str) -> str:
   share_compilations(workdir)
   names, variants = tuple(config.compare.metrics), tuple(config.compare.variants)
+  for variant in variants:  # every override set applies, before hours of training
+    variant_config(config, variant, 0)
   rows = []
-  for variant in variants:
-    for seed in config.compare.seeds:
+  # Seed by seed, every variant: a comparison stopped part-way has as many runs of each.
+  for seed in config.compare.seeds:
+    for variant in variants:
       results = run_variant(config, variant, seed, os.path.join(workdir, variant, f"seed{seed}"))
       missing = [m for m in names if f"test/{m}" not in results]
       if missing:
         raise ValueError(f"runs report no test {missing}; set --config.compare.metrics to some of "
                          f"{sorted(k[5:] for k in results if k.startswith('test/'))}")
       rows.append({"variant": variant, "seed": int(seed), "dataset": results["dataset"],
+                   "steps": results["steps"], "selection": results.get("selection", "last step"),
                    **{m: float(results[f"test/{m}"]) for m in names}})
-  table = (f"{rows[0]['dataset']}, {len(config.compare.seeds)} seeds, "
-           f"{config.train.num_steps} steps each\n\n" + summarize(rows, names, variants))
-  metrics.write_comparison(workdir, rows, table)
+    done = [v for v in variants if any(r["variant"] == v for r in rows)]
+    steps = sorted({r["steps"] for r in rows})
+    table = (f"{rows[0]['dataset']}, seeds {sorted({r['seed'] for r in rows})} of "
+             f"{list(config.compare.seeds)}, {'/'.join(map(str, steps))} steps each, tested at: "
+             f"{'; '.join(sorted({r['selection'].split(' (')[0] for r in rows}))}\n\n"
+             + summarize(rows, names, done))
+    metrics.write_comparison(workdir, rows, table)  # after every seed: a killed run keeps its table
+  if "blend" in variants and jax.process_index() == 0:
+    from mirjax.jobs import blend_weights
+    blend_weights.plot(workdir)
   return table
 
 

@@ -5,35 +5,84 @@ import dataclasses
 import ml_collections
 
 from mirjax import frontends
+from mirjax.models.dieleman import Dieleman1D
 from mirjax.models.multiview import JOINT, MultiView
 from mirjax.models.short_chunk_cnn import ShortChunkCNN
 from mirjax.models.ssl import Conv1dBody, Conv2dBody, Encoder, Probe, SSLModel
 from mirjax.models.tagger import Tagger
 
-BACKENDS = {"short_chunk_cnn": ShortChunkCNN}
+BACKENDS = {"short_chunk_cnn": ShortChunkCNN, "dieleman1d": Dieleman1D}
 MODELS = ("tagger", "multiview", "ssl", "probe")
 ENCODERS = ("cnn_logmel", "pase", "sincmodnet")  # self-supervised encoders (models/ssl.py)
 VIEWS = ("logmel", "gammatone", "cqt", "rawconv", "mfcc", "chroma")  # front-ends a view can be
 
 
-def default_config(frontend_name: str = "sincmodnet") -> ml_collections.ConfigDict:
+# Short-chunk CNN sizes, (conv block widths, dense width): "cpu" trains on the embedded data
+# on a 2-core CPU; "won2020" is the published one (Won et al. 2020; ShortChunkCNN of
+# sota-music-tagging-models: n_channels = 128, doubled at blocks 3 and 7, dense 4 n_channels).
+SHORT_CHUNK_SIZES = {"cpu": ((32, 32, 64, 64, 128), 128),
+                     "won2020": ((128, 128, 256, 256, 256, 256, 512), 512)}
+
+
+def default_config(frontend_name: str = "sincmodnet", size: str = "cpu") -> ml_collections.ConfigDict:
   """Default (locked) Tagger config around front-end ``frontend_name`` (default the
-  flagship "sincmodnet"); see `frontends.default_config` for the front-end fields."""
+  flagship "sincmodnet") and a short-chunk CNN of ``size`` (a key of SHORT_CHUNK_SIZES);
+  see `frontends.default_config` for the front-end fields."""
+  if size not in SHORT_CHUNK_SIZES:
+    raise ValueError(f"unknown back-end size {size!r}; valid: {sorted(SHORT_CHUNK_SIZES)}")
   cfg = ml_collections.ConfigDict()
   cfg.name = "tagger"  # model kind, one of MODELS
   cfg.frontend = frontends.default_config(frontend_name)  # (batch, time) -> features
-  cfg.backend = _backend_config()
+  cfg.backend = _backend_config(*SHORT_CHUNK_SIZES[size])
   cfg.lock()
   return cfg
 
 
-def _backend_config(channels=(32, 32, 64, 64, 128), dense=128) -> ml_collections.ConfigDict:
+def _backend_config(channels=SHORT_CHUNK_SIZES["cpu"][0],
+                    dense=SHORT_CHUNK_SIZES["cpu"][1]) -> ml_collections.ConfigDict:
   cfg = ml_collections.ConfigDict()
   cfg.name = "short_chunk_cnn"  # back-end kind, one of BACKENDS
   cfg.channels = channels  # conv block widths; each block pools 2x2
   cfg.dense = dense  # hidden dense width (the embedding of a multi-view sub-network)
   cfg.dropout = 0.5  # dropout rate before the output layer
   cfg.bn_momentum = 0.99  # BatchNorm running-average momentum
+  return cfg
+
+
+def dieleman_backend_config() -> ml_collections.ConfigDict:
+  """Dieleman & Schrauwen (2014)'s 1-D back-end (models/dieleman.py), the paper's sizes."""
+  cfg = ml_collections.ConfigDict()
+  cfg.name = "dieleman1d"  # back-end kind, one of BACKENDS
+  cfg.channels = (32, 32)  # filters of each 1-D conv block over time
+  cfg.kernel_size = 8  # conv filter length, frames
+  cfg.pool = 4  # max-pooling by this over time after each conv
+  cfg.dense = 100  # hidden dense width (the embedding of a sub-network)
+  cfg.input_norm = True  # per-feature BatchNorm of the input (see Dieleman1D for why)
+  cfg.bn_momentum = 0.99  # its running-average momentum
+  return cfg
+
+
+def dieleman_config(frontend: str = "rawconv", length: int = 256, stride: int = 256,
+                    n_features: int = 128, feature_pool: int = 1) -> ml_collections.ConfigDict:
+  """Default (locked) Tagger config of Dieleman & Schrauwen (2014): raw audio or a log-mel
+  spectrogram, first-layer window ``length`` and ``stride`` in samples, ``n_features``
+  learned filters or mel bands, through the 1-D back-end.
+
+  frontend : "rawconv" (kernel_size = length, hop = stride, feature_pool) or "logmel"
+    (n_fft = length, hop = stride, n_mels = n_features)
+  """
+  if frontend not in ("rawconv", "logmel"):
+    raise ValueError(f"Dieleman & Schrauwen's inputs are 'rawconv' or 'logmel', got {frontend!r}")
+  if frontend == "logmel" and feature_pool != 1:
+    raise ValueError("feature_pool pools learned filters: a 'rawconv' option, not 'logmel'")
+  cfg = default_config(frontend)
+  fe = cfg.frontend
+  fe.hop = stride
+  if frontend == "rawconv":
+    fe.kernel_size, fe.n_filters, fe.feature_pool = length, n_features, feature_pool
+  else:
+    fe.n_fft, fe.n_mels = length, n_features
+  cfg.backend = dieleman_backend_config()
   return cfg
 
 
@@ -146,6 +195,22 @@ def sample_rate(model_cfg) -> int:
   if model_cfg.name in ("ssl", "probe"):
     return model_cfg.encoder.frontend.sample_rate
   return model_cfg.frontend.sample_rate
+
+
+def describe_backend(model_cfg) -> str:
+  """One line naming a model's back-end and its sizes (its integer fields), for results:
+  e.g. "short_chunk_cnn channels=128,128,256,256,256,256,512 dense=512"."""
+  if model_cfg.name in ("ssl", "probe"):
+    name, fields = f"{model_cfg.encoder.name} encoder", model_cfg.encoder.body
+  else:
+    name, fields = model_cfg.backend.name, model_cfg.backend
+  if model_cfg.name == "multiview":
+    name = f"{len(model_cfg.views)} views x {name}"
+  is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+  sizes = [f"{k}={','.join(map(str, v))}" if isinstance(v, (tuple, list)) else f"{k}={v}"
+           for k, v in fields.items()
+           if is_int(v) or (isinstance(v, (tuple, list)) and v and all(map(is_int, v)))]
+  return " ".join([name, *sizes])
 
 
 def branch_names(model_cfg, branches) -> tuple:
