@@ -7,13 +7,20 @@ plus one head per view; branch weights re-estimated from train / held-out loss t
   python -m mirjax.main --config=configs/multiview.py --workdir=workdirs/multiview
   python -m mirjax.main --config=configs/multiview.py:tempo,concat --workdir=workdirs/mv_concat
   python -m mirjax.main --config=configs/multiview.py:texture,compare --workdir=workdirs/mv_texture
+  python -m mirjax.main --config=configs/multiview.py:texture,overfit,compare --workdir=workdirs/mv_texture_overfit
   python -m mirjax.main --config=configs/multiview.py:smoke --workdir=/tmp/smoke
 
 The argument is comma-separated words: a task ("texture" (default), "tempo", "drums",
 "composer"; mirjax.data.embedded.LABELS), a
 variant ("blend" (default), "uniform", "concat", "late_fusion", "single_<view>"),
-"compare" (run every variant over 3 seeds and write a table: mirjax/jobs/compare.py) and
-"smoke" (seconds, for tests).
+"compare" (run every variant over 3 seeds and write a table: mirjax/jobs/compare.py),
+"overfit" (the regime gradient blending is meant for: a quarter of the training clips, so
+branches overfit at different speeds; the fused variants over 5 seeds, blending weights
+re-estimated every 50 steps) and "smoke" (seconds, for tests).
+
+Every variant holds out the same tenth of the training split (data.holdout_fraction, by
+seed): gradient blending measures its held-out losses there, and no variant trains on it,
+so all of them see the same training examples.
 """
 import ml_collections
 
@@ -25,7 +32,7 @@ TASKS = ("texture", "tempo", "drums", "composer")
 def get_config(arg=None):
   words = [w for w in (arg or "").split(",") if w]
   tasks = [w for w in words if w in TASKS]
-  variants = [w for w in words if w not in TASKS and w not in ("compare", "smoke")]
+  variants = [w for w in words if w not in TASKS and w not in ("compare", "smoke", "overfit")]
   if len(tasks) > 1 or len(variants) > 1:
     raise ValueError(f"config argument {arg!r}: name at most one task of {TASKS} and one variant")
   c = base.base(models.multiview_config())
@@ -41,6 +48,7 @@ def get_config(arg=None):
   c.optim.combine.window = 100  # about 2 epochs of the embedded training split at batch 16
   c.optim.combine.smoothing = 0.5
   c.eval.n_chunks = 2
+  c.data.holdout_fraction = 0.1  # every variant: blending's held-out part, trained on by none
   c.compare = ml_collections.ConfigDict()
   c.compare.variants = ("single_logmel", "single_gammatone", "single_cqt", "single_rawconv",
                         "concat", "late_fusion", "uniform", "blend")  # run by job "compare"
@@ -48,9 +56,15 @@ def get_config(arg=None):
   # test metrics tabulated (mean and standard deviation over seeds); balanced accuracy is
   # the mean per-class recall, telling a model apart from always answering the commonest class
   c.compare.metrics = ("accuracy", "balanced_accuracy")
+  if "overfit" in words:
+    c.data.train_subset = 224  # of the 806 left: 14 batches an epoch, 43 epochs in 600 steps
+    c.optim.combine.window = 50  # about 3.5 epochs between re-estimations
+    c.compare.variants = ("concat", "late_fusion", "uniform", "blend")
+    c.compare.seeds = (0, 1, 2, 3, 4)
   if "smoke" in words:
     base.smoke(c)
     c.optim.combine.window = 4
+    c.optim.combine.start_step = 0  # a dozen steps never let batch-norm averages settle
     c.compare.seeds = (0, 1)
     c.compare.variants = ("single_logmel", "blend")
   if "compare" in words:

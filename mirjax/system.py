@@ -2,7 +2,9 @@
 
 Shared by the jobs that train and by the commands that use a trained model (mirjax.tag).
 """
+import copy
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -43,6 +45,37 @@ def check_sample_rate(config, rate: int, dataset: str):
         f"the dataset {dataset} is at {rate} Hz but the model's front-end expects {model_rate} Hz: "
         f"set --config.data.sample_rate={model_rate} (the audio is resampled when the dataset "
         "is built) or the front-end's sample_rate")
+
+
+# (epochs field, the steps field it sets) of `resolve_epochs`
+EPOCH_FIELDS = (("train", "num_epochs", "num_steps"), ("train", "eval_every_epochs", "eval_every"),
+                ("train", "checkpoint_every_epochs", "checkpoint_every"),
+                ("optim", "warmup_epochs", "warmup_steps"))
+
+
+def resolve_epochs(config, n_train: int):
+  """A copy of `config` whose step counts given in epochs are steps, for a training split of
+  `n_train` examples; `config` itself when no epochs field is set.
+
+  Every `X_epochs > 0` of EPOCH_FIELDS sets its steps field to
+  max(1, ceil(X_epochs * n_train / train.batch_size)), optim.sgd_boundary_epochs sets
+  optim.sgd_boundaries the same way, and train.examples_per_epoch records `n_train`. The
+  run builds its schedule from the copy and saves it with every checkpoint, so a resumed
+  run, and a model loaded from the workdir, see the same step counts.
+  """
+  per_epoch = n_train / config.train.batch_size
+  steps = lambda epochs: max(1, math.ceil(round(epochs * per_epoch, 6)))  # round: float noise
+  optim = config.optim
+  if not any(config[s].get(e, 0) > 0 for s, e, _ in EPOCH_FIELDS) and not optim.get("sgd_boundary_epochs"):
+    return config
+  c = copy.deepcopy(config)
+  for section, epochs, field in EPOCH_FIELDS:
+    if c[section].get(epochs, 0) > 0:
+      c[section][field] = steps(c[section][epochs])
+  if optim.get("sgd_boundary_epochs"):
+    c.optim.sgd_boundaries = tuple(steps(e) for e in optim.sgd_boundary_epochs)
+  c.train.examples_per_epoch = int(n_train)
+  return c
 
 
 def build_system(config, info) -> System:

@@ -54,6 +54,54 @@ def test_variants_build_the_right_branches(variant, branches):
   assert (c.optim.combine.name == "gradient_blending") == (variant == "blend")
 
 
+class _Source:
+  def __init__(self, n):
+    self.n = n
+
+  def __len__(self):
+    return self.n
+
+  def __getitem__(self, i):
+    return {"index": i}
+
+
+def _indices(source):
+  return [source[i]["index"] for i in range(len(source))]
+
+
+@pytest.mark.parametrize("words", ["texture", "tempo,overfit"])
+def test_every_variant_trains_on_the_same_examples(words):
+  """Blending's held-out tenth is held out of every variant's training split, so all
+  train on the same clips (before: only blend lost 90 of its 896); the overfitting regime's
+  subset is the same for every variant too, and changes with the seed."""
+  from mirjax.jobs import train
+  splits = {}
+  for variant in ("blend", "uniform", "concat", "late_fusion", "single_logmel"):
+    c = _config(f"{words},{variant}")
+    splits[variant] = train.training_sources(c, {"train": _Source(896), "valid": _Source(112)})
+  trains = {v: _indices(s["train"]) for v, s in splits.items()}
+  assert all(t == trains["blend"] for t in trains.values())
+  held = set(_indices(splits["blend"]["blend_heldout"]))
+  assert len(held) == 90 and not held & set(trains["blend"])
+  assert set(_indices(splits["blend"]["blend_train"])) <= set(trains["blend"])
+  assert len(trains["blend"]) == (224 if "overfit" in words else 806)
+  c = _config(f"{words},concat")
+  c.seed = 1
+  assert _indices(train.training_sources(c, {"train": _Source(896)})["train"]) != trains["concat"]
+  c = _config(f"{words},blend")
+  c.data.holdout_fraction = 0.0
+  with pytest.raises(ValueError, match="holdout_fraction"):
+    train.training_sources(c, {"train": _Source(896)})
+
+
+def test_blending_waits_for_batch_norm_averages_to_settle():
+  from mirjax.jobs import train
+  c = _config("texture,blend")
+  assert c.model.backend.bn_momentum == 0.99 and train.blend_start(c) == 299
+  c.optim.combine.start_step = 50
+  assert train.blend_start(c) == 50
+
+
 def test_multiview_step_on_8_devices_equals_1_device():
   c = _config("smoke,blend")
   c.model.views = ("logmel", "rawconv")

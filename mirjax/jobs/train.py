@@ -1,9 +1,12 @@
 """The SGD training job: `train_and_evaluate(config, workdir)`.
 
 mesh -> data -> model -> task -> optimizer -> state (restored or fresh) -> jitted,
-sharded steps -> loop with metrics, progress, validation and checkpoints -> test.
+sharded steps -> loop with metrics, progress, validation and checkpoints -> test, of the
+last step or, with `train.select_by`, of the best validation step (kept in WORKDIR/best).
+Step counts given in epochs become steps once the training split's size is known.
 """
 import functools
+import math
 import os
 import time
 
@@ -11,9 +14,9 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mirjax import checkpoint, metrics, optim, sharding, steps
+from mirjax import checkpoint, metrics, models, optim, sharding, steps
 from mirjax.data import pipeline
-from mirjax.system import build_system, check_sample_rate, checkpoint_meta
+from mirjax.system import build_system, check_sample_rate, checkpoint_meta, resolve_epochs
 
 
 def evaluate(state, source, *, eval_step, task, mesh, cfg, crop) -> dict:
@@ -44,6 +47,72 @@ def measure_losses(state, source, *, loss_step, task, mesh, cfg, crop) -> np.nda
   return total / max(count, 1.0)
 
 
+def training_sources(config, sources: dict) -> dict:
+  """The splits a run uses: `data.holdout_fraction` of the training split held out
+  ("holdout") and, with `data.train_subset`, that many of the rest kept for training; both
+  depend on the seed only, so every variant of a comparison trains on the same examples.
+  Gradient blending also gets "blend_heldout" (the held-out part) and "blend_train" (as
+  many training examples, where its training losses are measured)."""
+  sources = dict(sources)
+  d = config.data
+  if d.holdout_fraction > 0:
+    sources["train"], sources["holdout"] = pipeline.carve_holdout(sources["train"], d.holdout_fraction,
+                                                                  config.seed)
+  if d.train_subset > 0:
+    if d.train_subset > len(sources["train"]):
+      raise ValueError(f"data.train_subset={d.train_subset} exceeds the {len(sources['train'])} "
+                       "training examples left")
+    keep = np.random.default_rng([config.seed, 9]).permutation(len(sources["train"]))[:d.train_subset]
+    sources["train"] = pipeline.Subset(sources["train"], np.sort(keep))
+  if config.optim.combine.name == "gradient_blending":
+    if "holdout" not in sources:
+      raise ValueError("gradient blending measures held-out losses on part of the training split: "
+                       "set --config.data.holdout_fraction (e.g. 0.1), the same for every variant compared")
+    sources["blend_heldout"] = sources["holdout"]
+    n = min(len(sources["holdout"]), len(sources["train"]))
+    sources["blend_train"] = pipeline.Subset(sources["train"], np.random.default_rng(
+        [config.seed, 8]).permutation(len(sources["train"]))[:n])
+  return sources
+
+
+def blend_start(config) -> int:
+  """First step at which gradient blending measures losses (`optim.combine.start_step`, or
+  with -1 the steps for the model's batch-norm running averages to settle)."""
+  c = config.optim.combine
+  if c.start_step >= 0:
+    return int(c.start_step)
+  backend = config.model.get("backend", None)
+  momentum = backend.get("bn_momentum", 0.0) if backend is not None else 0.0
+  return optim.combine.settle_steps(momentum)
+
+
+def lower_is_better(metric: str) -> bool:
+  """Whether validation metric `metric` is minimised: a loss ("loss", "loss/<worker>": what
+  label-free runs report), an EER or a minDCF; every other one (ROC-AUC, accuracy) is maximised."""
+  parts = metric.split("/")
+  return any(p.endswith("loss") for p in parts) or parts[-1] in ("eer", "min_dcf")
+
+
+def improves(metric: str, value: float, best) -> bool:
+  """Whether `value` of `metric` beats the `best` record (None: none yet). A non-finite
+  value never does (a diverged run is not selected); ties keep the earlier step."""
+  if not math.isfinite(value):
+    return False
+  if best is None or best["value"] is None or not math.isfinite(best["value"]):
+    return True
+  return value < best["value"] if lower_is_better(metric) else value > best["value"]
+
+
+def best_record(step: int, valid: dict, select_by: str) -> dict:
+  """What WORKDIR/best keeps of a validation run: the step, the metric, its value and the
+  scalar validation metrics. Raises ValueError when `valid` lacks the metric."""
+  if select_by not in valid or not np.isscalar(valid[select_by]):
+    raise ValueError(f"train.select_by={select_by!r} is not a validation metric of this task; it has "
+                     f"{sorted(k for k, v in valid.items() if np.isscalar(v))}, or '' for the last step")
+  scalars = {k: (v.item() if hasattr(v, "item") else v) for k, v in valid.items() if np.isscalar(v)}
+  return {"step": int(step), "select_by": select_by, "value": float(valid[select_by]), "valid": scalars}
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
   t_start = time.time()
   mesh = sharding.make_mesh(config.mesh.num_devices)
@@ -53,13 +122,18 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if "train" not in sources:
     raise ValueError(f"the dataset {info.name} has no training examples")
   blend = config.optim.combine.name == "gradient_blending"
-  if blend:  # blending measures held-out losses on a part carved from the training split
-    sources["train"], sources["blend_heldout"] = pipeline.carve_holdout(
-        sources["train"], config.optim.combine.holdout_fraction, config.seed)
-    sources["blend_train"] = pipeline.Subset(sources["train"], np.random.default_rng(
-        [config.seed, 8]).permutation(len(sources["train"]))[:len(sources["blend_heldout"])])
+  sources = training_sources(config, sources)
+  n_train = len(sources["train"])
+  config = resolve_epochs(config, n_train)  # epochs -> steps, before the schedule is built
   system = build_system(config, info)
   model, task, tx, crop = system.model, system.task, system.tx, system.crop
+  select_by = config.train.select_by
+  if select_by and "valid" not in sources:
+    raise ValueError(f"train.select_by={select_by!r} selects on the validation split, which "
+                     f"{info.name} lacks: set --config.train.select_by='' (test the last step)")
+  if select_by and getattr(task, "label_free", False) and not lower_is_better(select_by):
+    raise ValueError(f"train.select_by={select_by!r}: a label-free task reports held-out losses "
+                     "('loss', 'loss/<worker>'), minimised; select by one, or '' for the last step")
   local_batch = sharding.local_batch_size(config.train.batch_size, mesh)
   sharding.local_batch_size(config.eval.batch_size, mesh)
 
@@ -80,6 +154,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
     train_iter.set_state(data_state["train"])
   else:
     state = jax.jit(system.make_state, out_shardings=state_shardings)(rng)
+  # The selected step lives in its own folder, out of reach of max_to_keep; its record
+  # (step, value) survives a kill. A record past `latest` is from steps a killed run had
+  # already evaluated: the resumed run replays them and leaves the record as it is.
+  best_ckpt = checkpoint.Checkpointer(workdir, max_to_keep=1, folder="best") if select_by else None
+  best = None
+  abstract_placed = checkpoint.abstract_with_shardings(system.abstract_state, state_shardings)
+  if best_ckpt is not None and best_ckpt.latest_step() is not None:
+    _, best = best_ckpt.restore(best_ckpt.latest_step(), abstract_placed, config_dict)
 
   contract = optim.combine.contracts(config.optim.combine)
   train_step = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx,
@@ -102,6 +184,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     measure = functools.partial(measure_losses, loss_step=loss_step, task=task, mesh=mesh,
                                 cfg=config, crop=crop)
     c = config.optim.combine
+    first_blend = blend_start(config)
     reestimate = jax.jit(functools.partial(optim.combine.reestimate, smoothing=c.smoothing,
                                            normalize=c.normalize, eps=c.eps),
                          out_shardings=state_shardings.opt_state)
@@ -133,20 +216,30 @@ def train_and_evaluate(config, workdir: str) -> dict:
       train_metrics = jax.device_get(train_metrics)
       writer.write(step, "train", train_metrics)
       progress.update(step, train_metrics)
-    # Blending measures at every super-epoch's end (the first only records: batch-norm
-    # statistics of an untrained model make step-0 losses meaningless).
-    if blend and step % config.optim.combine.window == 0 and step < total:
+    # Blending measures at every super-epoch's end once batch-norm running averages have
+    # settled (`blend_start`); the first measurement only records.
+    if blend and step % config.optim.combine.window == 0 and first_blend <= step < total:
       state = blend_hook(state, step)
     if "valid" in sources and (step % config.train.eval_every == 0 or step == total):
       final["valid"] = run_eval(state, sources["valid"])
       writer.write(step, "valid", final["valid"])
+      if select_by and (best is None or step > best["step"]):
+        record = best_record(step, final["valid"], select_by)
+        if improves(select_by, record["value"], best):
+          best = record
+          best_ckpt.save(step, state, best, config_dict, meta)
+          best_ckpt.wait_until_finished()  # on disk before any later checkpoint can be
     if step % config.train.checkpoint_every == 0 or step == total:
       ckpt.save(step, state, {"train": train_iter.get_state()}, config_dict, meta)
   progress.close()
   train_seconds = time.perf_counter() - t_loop if t_loop and steps_timed else float("nan")
 
+  selected = state
+  if best is not None:  # test (and report validation of) the selected step
+    selected = best_ckpt.restore_state(best["step"], abstract_placed)
+    final["valid"] = dict(best["valid"])
   for s in held_out:  # valid was evaluated at the last step unless the run had ended already
-    final[s] = final[s] if s == "valid" and s in final else run_eval(state, sources[s])
+    final[s] = final[s] if s == "valid" and s in final else run_eval(selected, sources[s])
   if "test" in final:
     writer.write(total, "test", final["test"])
   results = {
@@ -156,18 +249,33 @@ def train_and_evaluate(config, workdir: str) -> dict:
       "dataset": info.name, "steps": total, "devices": jax.device_count(),
       "processes": jax.process_count(),
       "train_examples_per_s": steps_timed * config.train.batch_size / train_seconds,
-      "wall_time_s": time.time() - t_start, "num_examples": dict(info.num_examples)})
+      "wall_time_s": time.time() - t_start, "num_examples": dict(info.num_examples),
+      "backend": models.describe_backend(config.model), "train_examples": n_train,
+      "epochs": total * config.train.batch_size / max(n_train, 1),
+      "selected_by": select_by if best is not None else "last step",
+      "selected_step": best["step"] if best is not None else total,
+      "selection": (f"best valid {select_by} ({best['value']:.4f}) at step {best['step']} of {total}"
+                    if best is not None else f"last step ({total})")})
+  if best is not None:
+    results["selected_value"] = best["value"]
   ckpt.close()
+  if best_ckpt is not None:
+    best_ckpt.close()
   writer.close()
   if jax.process_index() == 0:
-    _plot_filters(model, state, os.path.join(workdir, "filters.png"))
+    _plot_filters(model, selected, os.path.join(workdir, "filters.png"))
   metrics.write_results(workdir, results)
   return results
 
 
 def _plot_filters(model, state, path):
-  """Frequency responses of the front-end's filters as trained, to WORKDIR/filters.png."""
-  from mirjax.frontends.plot import plot_frequency_responses
+  """Frequency responses of the front-end's filters as trained, to WORKDIR/filters.png;
+  learned raw-audio filters also sorted by peak frequency, to WORKDIR/filters_sorted.png."""
+  from mirjax.frontends.plot import plot_frequency_responses, plot_sorted_filters
+  from mirjax.frontends.raw import StridedConv
   variables = {"params": state.params, **state.model_state}
   responses = model.apply(variables, method="frequency_responses")
   plot_frequency_responses(jax.device_get(responses), path, title=f"front-end filters at step {int(state.step)}")
+  if isinstance(getattr(model, "frontend", None), StridedConv):  # unordered filters: sort them
+    plot_sorted_filters(jax.device_get(responses), os.path.join(os.path.dirname(path), "filters_sorted.png"),
+                        title=f"learned filters by peak frequency, step {int(state.step)}")
