@@ -16,11 +16,16 @@ import sys
 
 from absl import app, flags, logging
 
-flags.DEFINE_string("workdir", None, "Workdir of a ModNet or SincModNet training run.")
-flags.DEFINE_float("offset", 0.0, "Start of the excerpt drawn, seconds into the file.")
-flags.DEFINE_float("seconds", 10.0, "Length of the excerpt drawn, seconds (0: to the end).")
-flags.DEFINE_string("out", "", "Image file to write; default WORKDIR/decomposition_<file>.png.")
-flags.mark_flags_as_required(["workdir"])
+
+
+def _define_flags():
+  """The command's flags, defined when it runs (not on import, so `decomposition` can be
+  imported beside other mirjax commands that also have a --workdir)."""
+  flags.DEFINE_string("workdir", None, "Workdir of a ModNet or SincModNet training run.")
+  flags.DEFINE_float("offset", 0.0, "Start of the excerpt drawn, seconds into the file.")
+  flags.DEFINE_float("seconds", 10.0, "Length of the excerpt drawn, seconds (0: to the end).")
+  flags.DEFINE_string("out", "", "Image file to write; default WORKDIR/decomposition_<file>.png.")
+  flags.mark_flags_as_required(["workdir"])
 
 
 def decomposition(workdir: str, audio):
@@ -127,6 +132,7 @@ def main(argv):
 
 
 def run():
+  _define_flags()
   app.run(main)
 
 
