@@ -15,9 +15,4 @@ from mirjax import config as base
 
 
 def get_config(arg=None):
-  words = [w for w in (arg or "").split(",") if w]
-  rest = [w for w in words if w != "rates"]
-  if len(rest) > 1:
-    raise ValueError(f"config argument {arg!r}: name at most one of 'smoke', 'mtat', 'gtzan' besides 'rates'")
-  c = base.tagging("modnet", rest[0] if rest else None)
-  return base.modulation_rates(c) if "rates" in words else c
+  return base.modulation_tagging("modnet", arg)

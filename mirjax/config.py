@@ -292,6 +292,19 @@ def ssl(stage="pretrain", encoder="cnn_logmel", workers="all", weighting="equal"
   return c
 
 
+def modulation_tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """configs/modnet.py and configs/sincmodnet.py: `tagging(frontend, ...)` for the words of
+  `arg` ("smoke", "mtat", "mtat_small", "gtzan" or none), and with the word "rates" the
+  modulation-rate analysis of that config (`modulation_rates`)."""
+  words = [w for w in (arg or "").split(",") if w]
+  rest = [w for w in words if w != "rates"]
+  if len(rest) > 1:
+    raise ValueError(f"config argument {arg!r}: name at most one of 'smoke', 'mtat', 'mtat_small', "
+                     "'gtzan' besides 'rates'")
+  c = tagging(frontend, rest[0] if rest else None)
+  return modulation_rates(c) if "rates" in words else c
+
+
 def modulation_rates(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Make a ModNet / SincModNet tagging config the modulation-rate analysis
   (mirjax/jobs/modulation_rates.py): train it (or reuse `analysis.trained`), then score its
