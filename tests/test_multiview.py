@@ -157,6 +157,16 @@ def test_blending_job_logs_and_checkpoints_the_weights(tmp_path, data_dir):
   results = json.load(open(tmp_path / "results.json"))
   assert results["dataset"] == "embedded/smoke/tempo"
   assert all(f"test/{b}/accuracy" in results for b in names) and "test/accuracy" in results
+  from mirjax.jobs import blend_weights  # the trajectories a comparison plots
+  traj = blend_weights.trajectories(str(tmp_path))
+  assert [s for s, _ in traj["joint"]] == [4, 8]
+  np.testing.assert_allclose([traj[b][-1][1] for b in names], last, rtol=1e-6)
+  comparison = tmp_path / "comparison"
+  (comparison / "blend").mkdir(parents=True)
+  os.symlink(tmp_path, comparison / "blend" / "seed0")
+  path = blend_weights.plot(str(comparison))
+  assert path.endswith("blend_weights.png") and open(path, "rb").read(4) == b"\x89PNG"
+  assert blend_weights.plot(str(tmp_path / "nothing")) is None
 
 
 def test_compare_job_writes_the_table_and_reuses_finished_runs(tmp_path, data_dir):
