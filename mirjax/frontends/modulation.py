@@ -206,10 +206,19 @@ class _ModulationFrontend(nn.Module):
   def __call__(self, audio, train: bool = False):
     """audio (batch, time) float32 -> (batch, ceil(time / hop), n_bands, n_mod)."""
     del train
+    return self._modulate(self._envelopes(audio))
+
+  def _envelopes(self, audio):
+    """Compressed band envelopes (batch, ceil(time / hop) * hop / env_hop, n_bands)."""
     frames = raw.n_frames(audio.shape[-1], self.hop)
     factor = self.hop // self.env_hop
-    env = sinc.compress(self.envelopes(audio, frames * factor), self.compression, self.eps)
-    b, _, n_bands = env.shape
+    return sinc.compress(self.envelopes(audio, frames * factor), self.compression, self.eps)
+
+  def _modulate(self, env):
+    """Envelopes -> (batch, frames, n_bands, n_mod): every band through the K filters."""
+    factor = self.hop // self.env_hop
+    b, n_env, n_bands = env.shape
+    frames = n_env // factor
     # Every band's envelope through the same K filters: bands go to the row axis.
     x = jnp.transpose(env, (0, 2, 1)).reshape(b * n_bands, -1)
     x = raw.pad_for_frames(x, frames, factor, self.mod_kernel_size, mode="edge")  # no log(eps) cliffs
@@ -222,10 +231,8 @@ class _ModulationFrontend(nn.Module):
   def decompose(self, audio):
     """(band envelopes (batch, frames, n_bands) at the frame rate, decomposition (batch,
     frames, n_bands, n_mod)): what the front-end computes, for plots."""
-    frames = raw.n_frames(audio.shape[-1], self.hop)
-    factor = self.hop // self.env_hop
-    env = sinc.compress(self.envelopes(audio, frames * factor), self.compression, self.eps)
-    return env[:, ::factor], self(audio)
+    env = self._envelopes(audio)
+    return env[:, ::self.hop // self.env_hop], self._modulate(env)
 
   def band_centres_hz(self):
     """Centre frequency in Hz of each first-stage band, (n_bands,)."""
