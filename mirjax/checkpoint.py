@@ -6,21 +6,29 @@ own (the dataset's tag or class names and sample rate). A workdir whose checkpoi
 made by an incompatible config is refused before anything is written. The JSON parts are
 strict JSON: a non-finite float in them is stored as null (`metrics.finite_or_none`).
 """
+from absl import logging
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
 
+from mirjax.errors import MirjaxError, WorkdirError
 from mirjax.metrics import finite_or_none
 
-# Config sections that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("train.num_steps", "train.num_epochs", "train.log_every", "train.eval_every",
+# Config sections that may change between a run and its resumption. The run's length
+# (train.num_steps, or num_epochs) may not: the learning-rate schedule is built over it.
+RESUMABLE_CHANGES = ("train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "eval.", "mesh.", "data.data_dir",
                      "data.manual_dir", "data.read_threads")
 
 
-class IncompatibleCheckpointError(RuntimeError):
-  pass
+class IncompatibleCheckpointError(MirjaxError, RuntimeError):
+  """A workdir's checkpoint that this run may not resume (another config, another dataset)."""
+
+
+class UnreadableCheckpointError(MirjaxError, RuntimeError):
+  """No checkpoint of a workdir could be read."""
 
 
 def _flatten(d, prefix=""):
@@ -40,17 +48,96 @@ def config_differences(saved: dict, current: dict) -> list:
           if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
 
 
+def meta_differences(saved: dict, current: dict) -> list:
+  """Lines saying how the dataset a checkpoint was trained on differs from this run's
+  (name, sample rate, tag or class names: what sizes and labels the model's outputs)."""
+  lines = []
+  for key in ("dataset", "sample_rate", "task"):
+    if key in saved and saved[key] != current.get(key):
+      lines.append(f"  {key}: checkpoint has {saved[key]!r}, this run has {current.get(key)!r}")
+  for key in ("tag_names", "class_names"):
+    a, b = list(saved.get(key, [])), list(current.get(key, []))
+    if a == b:
+      continue
+    added, removed = [x for x in b if x not in a], [x for x in a if x not in b]
+    what = []
+    if added:
+      what.append(f"added {added[:10]}" + (f" and {len(added) - 10} more" if len(added) > 10 else ""))
+    if removed:
+      what.append(f"removed {removed[:10]}" + (f" and {len(removed) - 10} more" if len(removed) > 10 else ""))
+    if not what:
+      what.append("the same names in another order")
+    lines.append(f"  {key}: {len(a)} in the checkpoint, {len(b)} now: " + "; ".join(what))
+  return lines
+
+
 class Checkpointer:
   """CheckpointManager over WORKDIR/`folder` ("checkpoints"; "best" holds the step that
   train.select_by selects), keeping the newest `max_to_keep`."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 3, folder: str = "checkpoints"):
-    self.directory = os.path.join(os.path.abspath(workdir), folder)
+  def __init__(self, workdir: str, max_to_keep: int = 3, folder: str = "checkpoints",
+               read_only: bool = False):
+    """`read_only`: for commands that only read (mirjax.tag, load_trained): nothing is
+    created, and a workdir without the folder is a WorkdirError."""
+    self.workdir = os.path.abspath(workdir)
+    self.directory = os.path.join(self.workdir, folder)
+    if read_only and not os.path.isdir(self.directory):
+      raise WorkdirError(
+          f"no checkpoint in {workdir!r} (it has no {folder}/ folder): name the --workdir of a "
+          "training run, e.g. python -m mirjax.main --config=configs/sincmodnet.py --workdir=DIR")
     self.manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        self.directory, options=ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=not read_only, read_only=read_only))
 
   def latest_step(self):
     return self.manager.latest_step()
+
+  def steps(self) -> list:
+    """The steps on disk now, newest first (re-read: another process may be writing)."""
+    self.manager.reload()
+    return sorted(self.manager.all_steps(), reverse=True)
+
+  def newest_readable(self, read, set_aside: bool = False):
+    """(step, read(step)) for the newest checkpoint `read` can read.
+
+    A checkpoint that fails to read is skipped with a warning saying which and why; one
+    that vanished meanwhile (a run still training deletes old ones) is skipped silently and
+    the steps are re-read. IncompatibleCheckpointError (another config) is never skipped.
+    `set_aside`: move unreadable ones to WORKDIR/unreadable_checkpoints/ (a resuming run,
+    whose later saves would otherwise meet them), keeping them for inspection.
+    Returns None when the folder holds no checkpoint; raises UnreadableCheckpointError when
+    it holds some and none reads.
+    """
+    failures, tried = [], set()
+    while True:
+      candidates = [s for s in self.steps() if s not in tried]
+      if not candidates:
+        break
+      step = candidates[0]
+      tried.add(step)
+      try:
+        return step, read(step)
+      except IncompatibleCheckpointError:
+        raise
+      except Exception as e:  # noqa: BLE001: any failure to read is reported, then skipped
+        if step not in self.steps():
+          continue  # deleted while we read it: the newest is another one now
+        reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
+        failures.append((step, reason))
+        older = [s for s in self.steps() if s not in tried]
+        logging.warning("mirjax: checkpoint %d in %s cannot be read (%s); %s", step, self.directory,
+                        reason, f"using step {older[0]}" if older else "no older checkpoint")
+        if set_aside:
+          aside = os.path.join(self.workdir, "unreadable_checkpoints")
+          os.makedirs(aside, exist_ok=True)
+          shutil.move(os.path.join(self.directory, str(step)), os.path.join(aside, str(step)))
+          self.manager.reload()
+    if not failures:
+      return None
+    lines = "\n".join(f"  step {s}: {r}" for s, r in failures)
+    raise UnreadableCheckpointError(
+        f"no checkpoint in {self.directory} could be read:\n{lines}\nTrain again in a new --workdir "
+        "(or restore the folder from a backup).")
 
   def save(self, step: int, state, data_state: dict, config: dict, meta: dict, force: bool = False):
     """Saves `state` (pytree), `data_state`, `config` and `meta` (JSON dicts) as step `step`."""
@@ -71,18 +158,42 @@ class Checkpointer:
     return self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state))).state
 
-  def restore(self, step: int, abstract_state, config: dict):
+  def restore(self, step: int, abstract_state, config: dict, meta: dict | None = None):
     """(state, data_state) of checkpoint `step`, placed like `abstract_state`.
 
-    Raises IncompatibleCheckpointError, having read only the stored config, when the
-    checkpoint was made by a config that differs in a field that shapes the run.
+    Raises IncompatibleCheckpointError, having read only the stored config and meta, when
+    the checkpoint was made by a config that differs in a field that shapes the run, for
+    another length (train.num_steps), or (given `meta`) on a dataset with other tags,
+    classes or sample rate.
     """
-    diffs = config_differences(self.saved_config(step), finite_or_none(config))  # as saved
+    saved = self.saved_config(step)
+    diffs = config_differences(saved, finite_or_none(config))  # as saved
+    length = [d for d in diffs if d[0] == "train.num_steps"]
+    if length and len(diffs) == 1:  # only the length: say what resuming means for it
+      _, had, wants = length[0]
+      if step > wants:
+        why = (f"holds step {step}, past this run's train.num_steps={wants}: a resumed run cannot "
+               "train fewer steps than it already has")
+      else:
+        why = (f"holds a run of train.num_steps={had} (at step {step}; its learning-rate schedule "
+               f"is built over {had} steps) and this run asks for {wants}: a resumed run keeps its length")
+      raise IncompatibleCheckpointError(
+          f"{self.directory} {why}. Nothing was changed. Run with --config.train.num_steps={had} "
+          "(and the run's num_epochs, if it set them), or train a run of the new length in a new "
+          "--workdir.")
     if diffs:
       lines = "\n".join(f"  {k}: checkpoint has {a!r}, this run has {b!r}" for k, a, b in diffs[:20])
       raise IncompatibleCheckpointError(
           f"{self.directory} holds a checkpoint (step {step}) of an incompatible config:\n{lines}\n"
           "Nothing was changed. Use a new --workdir, or run with the checkpoint's settings.")
+    if meta is not None:
+      changed = meta_differences(self.saved_meta(step), finite_or_none(meta))
+      if changed:
+        raise IncompatibleCheckpointError(
+            f"{self.directory} holds a checkpoint (step {step}) trained on other data than this run "
+            "reads:\n" + "\n".join(changed) + "\nNothing was changed. The model's outputs are sized "
+            "and named by the dataset: resume with the data as it was, or train on the new data "
+            "in a new --workdir.")
     restored = self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
     return restored.state, restored.data

@@ -108,6 +108,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   from mirjax import system as system_lib
   from mirjax.data import audio_io
+  from mirjax.errors import MirjaxError
   FLAGS, path = flags.FLAGS, files[0]
   try:
     model_cfg = system_lib.load_config(FLAGS.workdir).model
@@ -122,7 +123,7 @@ def main(argv):
       raise ValueError(f"--offset={FLAGS.offset} s is past the end of {path!r} "
                        f"({len(audio) / rate:.1f} s)")
     parts = decomposition(FLAGS.workdir, audio[start:stop])
-  except (FileNotFoundError, ValueError) as e:  # AudioReadError is a ValueError
+  except (MirjaxError, ValueError) as e:  # AudioReadError is a ValueError
     sys.exit(f"error: {e}")
   name = os.path.splitext(os.path.basename(path))[0]
   out = FLAGS.out or os.path.join(FLAGS.workdir, f"decomposition_{name}.png")

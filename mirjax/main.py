@@ -47,13 +47,16 @@ def main(argv):
   import jax
   logging.info("mirjax: %d process(es), %d device(s): %s", jax.process_count(), jax.device_count(),
                jax.devices()[0].platform)
-  from mirjax.checkpoint import IncompatibleCheckpointError
+  from mirjax import workdir as workdir_lib
+  from mirjax.errors import MirjaxError
   from mirjax.jobs import compare, modulation_rates, train
   run = {"train": train.train_and_evaluate, "compare": compare.compare,
          "compare_ssl": compare.compare_ssl, "modulation_rates": modulation_rates.analyse}[config.job]
+  workdir = flags.FLAGS.workdir
   try:
-    run(config, flags.FLAGS.workdir)
-  except (IncompatibleCheckpointError, ValueError) as e:
+    with workdir_lib.lock(workdir, primary=jax.process_index() == 0):  # one run per workdir
+      run(config, workdir)
+  except (MirjaxError, ValueError) as e:
     # Bad settings or data (a missing folder, a wrong sample rate, an indivisible batch):
     # the message says what to do; --verbosity=0 (or higher) shows where it was raised.
     if logging.get_verbosity() >= logging.INFO:

@@ -59,17 +59,50 @@ def _scalar(v):
   return float(v) if v.size == 1 and v.dtype.kind in "biuf" else None
 
 
-class MetricWriter:
-  """Writes {name: scalar} at a step to WORKDIR/metrics.jsonl and WORKDIR/tensorboard/."""
+def supersede_after(path: str, step: int):
+  """Rewrites metrics.jsonl at `path` without the lines a resumed run will write again: those
+  past `step` (the checkpoint it resumes from; a killed run had logged them) and the test
+  lines at `step` or later (written after training, again by a re-evaluation)."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  def keep(line):
+    try:
+      rec = json.loads(line)
+    except json.JSONDecodeError:  # a line cut short by a kill
+      return False
+    return rec["step"] <= step and not (rec.get("split") == "test" and rec["step"] >= step)
+  kept = [l if l.endswith("\n") else l + "\n" for l in lines if keep(l)]
+  if len(kept) == len(lines):
+    return
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.writelines(kept)
+  os.replace(tmp, path)  # atomic: a kill now leaves the old file or the new one
 
-  def __init__(self, workdir: str):
+
+class MetricWriter:
+  """Writes {name: scalar} at a step to WORKDIR/metrics.jsonl and WORKDIR/tensorboard/.
+
+  `resume_step`: the checkpoint step a resumed run starts from. What an earlier run logged
+  after it is superseded: dropped from metrics.jsonl (`supersede_after`), and purged in
+  TensorBoard (the new event file starts with a purge at resume_step + 1, which TensorBoard
+  applies to the earlier files), so no step appears twice.
+  """
+
+  def __init__(self, workdir: str, resume_step: int | None = None):
     self.active = jax.process_index() == 0
     if not self.active:
       return
     from tensorboardX import SummaryWriter  # imported here: only process 0 writes
     os.makedirs(workdir, exist_ok=True)
-    self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
-    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"), flush_secs=10)
+    path = os.path.join(workdir, "metrics.jsonl")
+    if resume_step is not None:
+      supersede_after(path, resume_step)
+    self.jsonl = open(path, "a", buffering=1)
+    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"), flush_secs=10,
+                            purge_step=None if resume_step is None else resume_step + 1)
 
   def write(self, step: int, split: str, metrics: dict):
     if not self.active:

@@ -129,56 +129,80 @@ def checkpoint_meta(info, task) -> dict:
           "class_names": list(getattr(info, "class_names", ()))}
 
 
-def load_trained(workdir: str, step: int | None = None):
-  """A trained model from a workdir, on this process's first device.
+class TrainedRun(NamedTuple):
+  """What a workdir's checkpoint holds, rebuilt: its stored config, the `System` that config
+  makes, the restored TrainState, the stored `checkpoint_meta` and the checkpoint's step."""
+  config: Any
+  system: System
+  state: Any
+  meta: dict
+  step: int
 
-  Args:
-    workdir: the --workdir of a training run.
-    step: checkpoint step; default the newest.
 
-  Returns:
-    (system, state, meta): the `System` the run's stored config makes, its restored
-    TrainState, and the stored `checkpoint_meta` (dataset name, tag or class names, rate).
-
-  Raises:
-    FileNotFoundError: the workdir holds no checkpoint.
-  """
+def info_from_meta(meta: dict):
+  """What `build_system` needs of a dataset, from a checkpoint's `checkpoint_meta`."""
   import types
+  return types.SimpleNamespace(name=meta["dataset"], sample_rate=meta["sample_rate"],
+                               tag_names=tuple(meta["tag_names"]),
+                               class_names=tuple(meta["class_names"]))
+
+
+def load_trained_run(workdir: str, step: int | None = None, mesh=None) -> TrainedRun:
+  """The run in `workdir` at checkpoint `step` (default: the newest that can be read; one
+  deleted while it is read, by a run still training there, gives way to the newest then).
+  The state is replicated over `mesh` (default: this process's first device). Reads only:
+  a workdir without checkpoints raises WorkdirError and creates nothing."""
   import ml_collections
   from mirjax import checkpoint, sharding
-  ckpt = checkpoint.Checkpointer(workdir)
-  try:
-    step = ckpt.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(
-          f"no checkpoint in {workdir!r}: train a model there first, e.g. "
-          f"python -m mirjax.main --config=configs/sincmodnet.py --workdir={workdir}")
-    config = ml_collections.ConfigDict(ckpt.saved_config(step))
+  from mirjax.errors import WorkdirError
+  mesh = sharding.make_mesh(1) if mesh is None else mesh
+  ckpt = checkpoint.Checkpointer(workdir, read_only=True)
+
+  def read(s):
+    config = ml_collections.ConfigDict(ckpt.saved_config(s))
     config.lock()
-    meta = ckpt.saved_meta(step)
-    info = types.SimpleNamespace(name=meta["dataset"], sample_rate=meta["sample_rate"],
-                                 tag_names=tuple(meta["tag_names"]),
-                                 class_names=tuple(meta["class_names"]))
-    system = build_system(config, info)
-    mesh = sharding.make_mesh(1)
+    meta = ckpt.saved_meta(s)
+    system = build_system(config, info_from_meta(meta))
     target = jax.tree.map(lambda _: sharding.replicated(mesh), system.abstract_state)
-    state = ckpt.restore_state(step, checkpoint.abstract_with_shardings(system.abstract_state, target))
+    state = ckpt.restore_state(s, checkpoint.abstract_with_shardings(system.abstract_state, target))
+    return config, system, state, meta
+
+  try:
+    found = ckpt.newest_readable(read) if step is None else (step, read(step))
   finally:
     ckpt.close()
-  return system, state, meta
+  if found is None:
+    raise WorkdirError(
+        f"no checkpoint in {workdir!r}: train a model there first, e.g. "
+        f"python -m mirjax.main --config=configs/sincmodnet.py --workdir={workdir}")
+  s, (config, system, state, meta) = found
+  return TrainedRun(config, system, state, meta, s)
+
+
+def load_trained(workdir: str, step: int | None = None, mesh=None):
+  """A trained model from a workdir (`load_trained_run`), as (system, state, meta): the
+  `System` its stored config makes, its restored TrainState, and the stored
+  `checkpoint_meta` (dataset name, tag or class names, rate).
+
+  Raises:
+    WorkdirError: the workdir holds no checkpoint (nothing is created).
+  """
+  run = load_trained_run(workdir, step, mesh)
+  return run.system, run.state, run.meta
 
 
 def load_config(workdir: str):
-  """The config of the newest checkpoint in `workdir`, as a locked ConfigDict."""
+  """The config of the newest readable checkpoint in `workdir`, as a locked ConfigDict."""
   import ml_collections
   from mirjax import checkpoint
-  ckpt = checkpoint.Checkpointer(workdir)
+  from mirjax.errors import WorkdirError
+  ckpt = checkpoint.Checkpointer(workdir, read_only=True)
   try:
-    step = ckpt.latest_step()
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {workdir!r}")
-    config = ml_collections.ConfigDict(ckpt.saved_config(step))
+    found = ckpt.newest_readable(ckpt.saved_config)
   finally:
     ckpt.close()
+  if found is None:
+    raise WorkdirError(f"no checkpoint in {workdir!r}")
+  config = ml_collections.ConfigDict(found[1])
   config.lock()
   return config

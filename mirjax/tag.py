@@ -93,10 +93,11 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   import numpy as np
   from mirjax.data.audio_io import AudioReadError
+  from mirjax.errors import MirjaxError
   FLAGS = flags.FLAGS
   try:
     tagger = Tagger(FLAGS.workdir)
-  except FileNotFoundError as e:
+  except MirjaxError as e:
     sys.exit(f"error: {e}")
   hop_s = FLAGS.hop_seconds if FLAGS.hop_seconds else tagger.window / tagger.sample_rate / 2
   hop = max(1, int(round(hop_s * tagger.sample_rate)))

@@ -18,13 +18,12 @@ import functools
 import os
 
 import jax
-import ml_collections
 import numpy as np
 
-from mirjax import checkpoint, metrics, sharding, steps
+from mirjax import metrics, sharding, steps
 from mirjax.data import pipeline
 from mirjax.jobs import compare, train
-from mirjax.system import build_system
+from mirjax.system import build_system, load_config, load_trained_run
 
 
 def _trained(config, workdir):
@@ -46,33 +45,25 @@ def _trained(config, workdir):
 def score_at_rates(trained: str, rates, split: str = "test") -> dict:
   """{rate: task metrics of `split`} of the newest checkpoint in `trained`, its front-end's
   `mod_subsample` set to each rate in turn."""
-  ckpt = checkpoint.Checkpointer(trained)
-  try:
-    step = ckpt.latest_step()
-    if step is None:
-      raise ValueError(f"no checkpoint in {trained!r}: train it first")
-    saved = ml_collections.ConfigDict(ckpt.saved_config(step))
-    if "mod_subsample" not in saved.model.get("frontend", {}):
-      raise ValueError(f"the run in {trained!r} has no modulation front-end (model "
-                       f"{saved.model.name!r}): analyse a ModNet or SincModNet run")
-    mesh = sharding.make_mesh(saved.mesh.num_devices)
-    sources, info = pipeline.load(saved.data)
-    if split not in sources:
-      raise ValueError(f"the dataset {info.name} has no {split!r} split")
-    out, state = {}, None
-    for rate in rates:
-      c = copy.deepcopy(saved)
-      c.model.frontend.mod_subsample = float(rate)
-      system = build_system(c, info)
-      if state is None:  # the rate has no parameters: one restored state serves every rate
-        shardings = jax.tree.map(lambda _: sharding.replicated(mesh), system.abstract_state)
-        state = ckpt.restore_state(step, checkpoint.abstract_with_shardings(system.abstract_state, shardings))
-      eval_step = jax.jit(functools.partial(steps.eval_step, model=system.model, task=system.task),
-                          out_shardings=sharding.batch_sharding(mesh))
-      out[float(rate)] = train.evaluate(state, sources[split], eval_step=eval_step, task=system.task,
-                                        mesh=mesh, cfg=c, crop=system.crop)
-  finally:
-    ckpt.close()
+  saved = load_config(trained)
+  if "mod_subsample" not in saved.model.get("frontend", {}):
+    raise ValueError(f"the run in {trained!r} has no modulation front-end (model "
+                     f"{saved.model.name!r}): analyse a ModNet or SincModNet run")
+  mesh = sharding.make_mesh(saved.mesh.num_devices)
+  run = load_trained_run(trained, mesh=mesh)  # the rate has no parameters: one state serves all
+  saved = run.config
+  sources, info = pipeline.load(saved.data)
+  if split not in sources:
+    raise ValueError(f"the dataset {info.name} has no {split!r} split")
+  out = {}
+  for rate in rates:
+    c = copy.deepcopy(saved)
+    c.model.frontend.mod_subsample = float(rate)
+    system = build_system(c, info)
+    eval_step = jax.jit(functools.partial(steps.eval_step, model=system.model, task=system.task),
+                        out_shardings=sharding.batch_sharding(mesh))
+    out[float(rate)] = train.evaluate(run.state, sources[split], eval_step=eval_step, task=system.task,
+                                      mesh=mesh, cfg=c, crop=system.crop)
   return out
 
 

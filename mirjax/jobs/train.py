@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mirjax import checkpoint, metrics, models, optim, sharding, steps
+from mirjax import checkpoint, metrics, models, optim, sharding, steps, workdir as workdir_lib
 from mirjax.data import pipeline
 from mirjax.system import build_system, check_sample_rate, checkpoint_meta, resolve_epochs
 
@@ -114,6 +114,18 @@ def best_record(step: int, valid: dict, select_by: str) -> dict:
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains (or resumes) `config` in `workdir`, which it holds locked (one run per
+  workdir), and returns the results it writes to WORKDIR/results.json.
+
+  A resumed run keeps its length: a checkpoint of another `train.num_steps` is refused
+  (IncompatibleCheckpointError) rather than moving the end of its learning-rate schedule.
+  Re-running a finished workdir re-evaluates it, keeping the training figures.
+  """
+  with workdir_lib.lock(workdir, primary=jax.process_index() == 0):
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config, workdir: str) -> dict:
   t_start = time.time()
   mesh = sharding.make_mesh(config.mesh.num_devices)
   if config.data.name != "embedded":  # its rate is fixed; the others are resampled to this one
@@ -146,20 +158,24 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                        seed=config.seed, target=task.target,
                                        read_threads=config.data.read_threads)
   ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.train.keep_checkpoints)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state, data_state = ckpt.restore(
-        latest, checkpoint.abstract_with_shardings(system.abstract_state, state_shardings),
-        config_dict)
+  abstract_placed = checkpoint.abstract_with_shardings(system.abstract_state, state_shardings)
+  # The newest checkpoint that reads (an unreadable one is set aside, saying why);
+  # training time and steps timed are summed over the segments of a resumed run.
+  timing = {"train_seconds": 0.0, "timed_steps": 0, "wall_seconds": 0.0, "segments": 0}
+  restored = ckpt.newest_readable(lambda step: ckpt.restore(step, abstract_placed, config_dict, meta),
+                                  set_aside=jax.process_index() == 0)
+  if restored is not None:
+    latest, (state, data_state) = restored
     train_iter.set_state(data_state["train"])
+    timing.update(data_state.get("timing", {}))
   else:
+    latest = None
     state = jax.jit(system.make_state, out_shardings=state_shardings)(rng)
   # The selected step lives in its own folder, out of reach of max_to_keep; its record
   # (step, value) survives a kill. A record past `latest` is from steps a killed run had
   # already evaluated: the resumed run replays them and leaves the record as it is.
   best_ckpt = checkpoint.Checkpointer(workdir, max_to_keep=1, folder="best") if select_by else None
   best = None
-  abstract_placed = checkpoint.abstract_with_shardings(system.abstract_state, state_shardings)
   if best_ckpt is not None and best_ckpt.latest_step() is not None:
     _, best = best_ckpt.restore(best_ckpt.latest_step(), abstract_placed, config_dict)
 
@@ -199,11 +215,21 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                    **{f"heldout_loss/{b}": x for b, x in zip(task.branches, held_l)}})
       return state
 
-  writer = metrics.MetricWriter(workdir)
   start = int(state.step)
+  writer = metrics.MetricWriter(workdir, resume_step=start if latest is not None else None)
   total = config.train.num_steps
   progress = metrics.Progress(total, initial=start)
   t_loop, steps_timed, final = None, 0, {}
+
+  def timing_now():
+    """The training figures up to now, this segment's included (saved with a checkpoint):
+    seconds of timed steps, their count, wall time (set-up included), segments."""
+    ran = t_loop is not None  # this invocation trained at least one step
+    return {"train_seconds": timing["train_seconds"] + (time.perf_counter() - t_loop if ran else 0.0),
+            "timed_steps": timing["timed_steps"] + steps_timed,
+            "wall_seconds": timing["wall_seconds"] + (time.time() - t_start if ran else 0.0),
+            "segments": timing["segments"] + int(ran)}
+
   for step in range(start + 1, total + 1):
     batch = sharding.to_global(next(train_iter), mesh)
     state, train_metrics = train_step(state, batch)
@@ -230,9 +256,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
           best_ckpt.save(step, state, best, config_dict, meta)
           best_ckpt.wait_until_finished()  # on disk before any later checkpoint can be
     if step % config.train.checkpoint_every == 0 or step == total:
-      ckpt.save(step, state, {"train": train_iter.get_state()}, config_dict, meta)
+      saved_timing = timing_now()  # the last one (step == total) is what results report
+      ckpt.save(step, state, {"train": train_iter.get_state(), "timing": saved_timing},
+                config_dict, meta)
   progress.close()
-  train_seconds = time.perf_counter() - t_loop if t_loop and steps_timed else float("nan")
+  if start < total:
+    timing = saved_timing
+  t_eval = time.time()
 
   selected = state
   if best is not None:  # test (and report validation of) the selected step
@@ -246,10 +276,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
       f"{s}/{k}": v for s in held_out for k, v in final[s].items()
       if s == "test" or not k.startswith("per_tag")}
   results.update({
-      "dataset": info.name, "steps": total, "devices": jax.device_count(),
+      "dataset": info.name, "steps": int(state.step), "devices": jax.device_count(),
       "processes": jax.process_count(),
-      "train_examples_per_s": steps_timed * config.train.batch_size / train_seconds,
-      "wall_time_s": time.time() - t_start, "num_examples": dict(info.num_examples),
+      # over every segment of a resumed run; the first step of each (compilation) untimed
+      "train_examples_per_s": (timing["timed_steps"] * config.train.batch_size / timing["train_seconds"]
+                               if timing["timed_steps"] else float("nan")),
+      "train_seconds": timing["train_seconds"], "train_segments": timing["segments"],
+      "train_wall_time_s": timing["wall_seconds"],  # set-up + training, summed over segments
+      "eval_wall_time_s": time.time() - t_eval,  # the held-out evaluation of this invocation
+      "wall_time_s": timing["wall_seconds"] + time.time() - t_eval,
+      "num_examples": dict(info.num_examples),
       "backend": models.describe_backend(config.model), "train_examples": n_train,
       "epochs": total * config.train.batch_size / max(n_train, 1),
       "selected_by": select_by if best is not None else "last step",

@@ -1,0 +1,212 @@
+"""Workdirs a user can trust: one run per workdir (a lock a killed run does not leave
+behind), resumes that keep their length, unreadable or vanishing checkpoints, a changed
+dataset under a workdir, metrics that stay true after a resume, readers that create nothing."""
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from mirjax import checkpoint, config as config_lib, system as system_lib, workdir as workdir_lib
+from mirjax.errors import MirjaxError, WorkdirError
+from mirjax.jobs import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _smoke(data_dir, **train_fields):
+  c = config_lib.tagging("logmel", "smoke")
+  c.data.data_dir = data_dir
+  for k, v in train_fields.items():
+    c.train[k] = v
+  return c
+
+
+def _lines(workdir):
+  return [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+
+
+def _hold_lock(workdir):
+  """A child process holding WORKDIR's lock until killed."""
+  code = ("import sys, time; from mirjax import workdir as w\n"
+          "with w.lock(sys.argv[1]):\n  print('locked', flush=True); time.sleep(600)\n")
+  proc = subprocess.Popen([sys.executable, "-c", code, workdir], cwd=ROOT, stdout=subprocess.PIPE,
+                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert proc.stdout.readline().strip() == "locked"
+  return proc
+
+
+def test_a_second_run_on_a_workdir_in_use_is_refused_in_one_line(tmp_path, data_dir):
+  workdir = str(tmp_path / "run")
+  holder = _hold_lock(workdir)
+  try:
+    env = dict(os.environ, MIRJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu")
+    p = subprocess.run([sys.executable, "-m", "mirjax.main", "--config=configs/melcnn.py:smoke",
+                        f"--workdir={workdir}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "in use by another run" in last and f"pid {holder.pid}" in last
+    assert os.listdir(workdir) == [workdir_lib.LOCK_FILE]  # nothing written
+    with pytest.raises(WorkdirError, match="in use"):
+      with workdir_lib.lock(workdir):
+        pass
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  with workdir_lib.lock(workdir) as path:  # the killed holder's lock is taken over
+    assert f"pid {os.getpid()}" in open(os.path.join(path, workdir_lib.LOCK_FILE)).read()
+    with workdir_lib.lock(workdir):  # re-entrant within one process (a job and its runs)
+      pass
+
+
+def test_a_workdir_that_is_a_file_is_refused(tmp_path):
+  f = tmp_path / "results"
+  f.write_text("not a folder")
+  with pytest.raises(WorkdirError, match="is a file"):
+    with workdir_lib.lock(str(f)):
+      pass
+  assert f.read_text() == "not a folder"
+
+
+def test_a_resumed_run_keeps_its_length_and_a_rerun_keeps_the_training_figures(tmp_path, data_dir):
+  workdir = str(tmp_path)
+  c = _smoke(data_dir, num_steps=4, checkpoint_every=2, eval_every=4)
+  first = train.train_and_evaluate(c, workdir)
+  assert first["steps"] == 4 and first["train_segments"] == 1
+  assert np.isfinite(first["train_examples_per_s"]) and first["train_seconds"] > 0
+  before = open(os.path.join(workdir, "results.json")).read()
+  for steps, message in ((2, "past this run's train.num_steps=2"), (6, "keeps its length")):
+    with pytest.raises(checkpoint.IncompatibleCheckpointError, match=message):
+      train.train_and_evaluate(_smoke(data_dir, num_steps=steps, checkpoint_every=2, eval_every=4),
+                               workdir)
+  assert open(os.path.join(workdir, "results.json")).read() == before
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
+
+  again = train.train_and_evaluate(c, workdir)  # finished: re-evaluated, nothing trained
+  for key in ("train_examples_per_s", "train_seconds", "train_segments", "train_wall_time_s"):
+    assert again[key] == first[key], key
+  assert again["eval_wall_time_s"] > 0 and again["test/roc_auc"] == first["test/roc_auc"]
+  assert [l["split"] for l in _lines(workdir)].count("test") == 1  # superseded, not repeated
+
+
+def _tfevents(path):
+  """The Event protos of one TensorBoard event file (TFRecord framing)."""
+  from tensorboardX.proto import event_pb2
+  events, data = [], open(path, "rb").read()
+  i = 0
+  while i < len(data):
+    (n,) = struct.unpack("<Q", data[i:i + 8])
+    events.append(event_pb2.Event.FromString(data[i + 12:i + 12 + n]))
+    i += 12 + n + 4
+  return events
+
+
+def test_metrics_of_a_killed_segment_are_superseded_on_resume(tmp_path, data_dir):
+  workdir = str(tmp_path)
+  c = _smoke(data_dir, num_steps=6, checkpoint_every=3, eval_every=3, log_every=1)
+  train.train_and_evaluate(c, workdir)
+  # as if killed after logging step 6 (and its test) but before checkpoint 6 reached disk
+  import shutil
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "6"))
+  os.remove(os.path.join(workdir, "results.json"))
+  with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+    f.write('{"step": 7, "split": "tr')  # a line a kill cut short
+  time.sleep(1.1)  # a new event file name (they carry the second)
+  results = train.train_and_evaluate(c, workdir)
+  lines = _lines(workdir)
+  assert [l["step"] for l in lines if l["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+  assert [l["step"] for l in lines if l["split"] == "valid"] == [3, 6]
+  assert [l["step"] for l in lines if l["split"] == "test"] == [6]
+  assert results["train_segments"] == 2 and np.isfinite(results["train_examples_per_s"])
+  tb = os.path.join(workdir, "tensorboard")
+  files = sorted(os.listdir(tb), key=lambda f: os.path.getmtime(os.path.join(tb, f)))
+  assert len(files) == 2
+  purge = [e for e in _tfevents(os.path.join(tb, files[-1])) if e.HasField("session_log")]
+  assert [(e.step, e.session_log.status) for e in purge] == [(4, 1)]  # START at resume + 1: purge
+
+
+def _largest_file(folder):
+  files = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs]
+  return max(files, key=os.path.getsize)
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_an_older_one(tmp_path, data_dir, caplog):
+  workdir = str(tmp_path)
+  c = _smoke(data_dir, num_steps=4, checkpoint_every=2, eval_every=4)
+  train.train_and_evaluate(c, workdir)
+  path = _largest_file(os.path.join(workdir, "checkpoints", "4", "state"))
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) // 2)
+  system, state, _ = system_lib.load_trained(workdir)  # a reader skips it, saying so
+  assert int(state.step) == 2
+  assert any("checkpoint 4" in r.getMessage() and "using step 2" in r.getMessage() for r in caplog.records)
+  os.remove(os.path.join(workdir, "results.json"))
+  results = train.train_and_evaluate(c, workdir)  # a resumed run sets it aside, trains 3-4 again
+  assert results["steps"] == 4
+  assert os.listdir(os.path.join(workdir, "unreadable_checkpoints")) == ["4"]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
+  _, state, _ = system_lib.load_trained(workdir)
+  assert int(state.step) == 4
+
+
+def test_a_checkpoint_deleted_while_read_gives_way_to_the_newest(tmp_path, data_dir):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(_smoke(data_dir, num_steps=4, checkpoint_every=2, eval_every=4), workdir)
+  ckpt = checkpoint.Checkpointer(workdir, read_only=True)
+  seen = []
+
+  def read(step):  # a run still training deletes step 4 (max_to_keep) while we read it
+    seen.append(step)
+    if step == 4:
+      import shutil
+      shutil.rmtree(os.path.join(workdir, "checkpoints", "4"))
+      raise FileNotFoundError("Checkpoint 4 not found")
+    return ckpt.saved_meta(step)
+
+  step, meta = ckpt.newest_readable(read)
+  assert (step, seen) == (2, [4, 2]) and meta["dataset"]
+  ckpt.close()
+
+
+def test_a_changed_dataset_under_a_workdir_says_what_changed(tmp_path, data_dir, monkeypatch):
+  workdir = str(tmp_path)
+  c = _smoke(data_dir, num_steps=2, checkpoint_every=1, eval_every=2)
+  train.train_and_evaluate(c, workdir)
+  meta = system_lib.load_trained_run(workdir).meta
+  real = train.checkpoint_meta
+  monkeypatch.setattr(train, "checkpoint_meta", lambda info, task: dict(
+      real(info, task), tag_names=real(info, task)["tag_names"] + ["new_tag"]))
+  os.remove(os.path.join(workdir, "results.json"))
+  with pytest.raises(checkpoint.IncompatibleCheckpointError,
+                     match=r"(?s)other data.*tag_names: %d in the checkpoint, %d now: added \['new_tag'\]"
+                     % (len(meta["tag_names"]), len(meta["tag_names"]) + 1)):
+    train.train_and_evaluate(c, workdir)
+  assert checkpoint.meta_differences({"sample_rate": 16000, "tag_names": ["a", "b"]},
+                                     {"sample_rate": 22050, "tag_names": ["b", "a"]}) == [
+      "  sample_rate: checkpoint has 16000, this run has 22050",
+      "  tag_names: 2 in the checkpoint, 2 now: the same names in another order"]
+
+
+def test_readers_of_a_missing_workdir_create_nothing(tmp_path):
+  typo = str(tmp_path / "typo")
+  for read in (system_lib.load_trained, system_lib.load_config):
+    with pytest.raises(WorkdirError, match="no checkpoint"):
+      read(typo)
+  os.makedirs(typo)
+  with pytest.raises(WorkdirError, match="no checkpoint"):
+    system_lib.load_trained(typo)
+  assert os.listdir(typo) == []
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  p = subprocess.run([sys.executable, "-m", "mirjax.tag", f"--workdir={tmp_path / 'other'}", "x.wav"],
+                     cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+  assert p.returncode != 0 and "no checkpoint" in p.stderr and "Traceback" not in p.stderr
+  assert not os.path.exists(tmp_path / "other")
+  assert issubclass(WorkdirError, MirjaxError)
