@@ -210,3 +210,28 @@ def test_readers_of_a_missing_workdir_create_nothing(tmp_path):
   assert p.returncode != 0 and "no checkpoint" in p.stderr and "Traceback" not in p.stderr
   assert not os.path.exists(tmp_path / "other")
   assert issubclass(WorkdirError, MirjaxError)
+
+
+def test_import_sets_the_cpu_flag_only_for_a_jaxlib_known_to_accept_it():
+  import mirjax
+  add = mirjax.xla_flags_with_cpu_defaults
+  flag = f"{mirjax.YNN_FLAG}=-individual_convolution"
+  assert add("", "0.10.2", None) == flag
+  assert add("--xla_force_host_platform_device_count=8", "0.10.2", None).endswith(flag)
+  assert add("", "0.11.0", None) == "" and add("", None, None) == ""  # unknown jaxlib: nothing
+  assert add("", "0.10.2", "0") == ""  # opt-out
+  mine = f"{mirjax.YNN_FLAG}=all"
+  assert add(mine, "0.10.2", None) == mine  # the user's own choice stands
+
+
+def test_import_of_mirjax_cannot_break_jax_with_an_unknown_flag(tmp_path):
+  """A jaxlib that does not know the flag (simulated by a renamed one, which XLA would
+  abort on) is never given it: mirjax and jax still start."""
+  code = ("import importlib.metadata as m; real = m.version\n"
+          "m.version = lambda name: '9.9.9' if name == 'jaxlib' else real(name)\n"
+          "import mirjax, os, jax; assert 'ynn' not in os.environ.get('XLA_FLAGS', '')\n"
+          "print(float(jax.numpy.ones(2).sum()))\n")
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(env, JAX_PLATFORMS="cpu"),
+                     capture_output=True, text=True, timeout=120)
+  assert p.returncode == 0 and p.stdout.strip() == "2.0", p.stderr[-2000:]
