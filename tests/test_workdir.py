@@ -235,3 +235,32 @@ def test_import_of_mirjax_cannot_break_jax_with_an_unknown_flag(tmp_path):
   p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(env, JAX_PLATFORMS="cpu"),
                      capture_output=True, text=True, timeout=120)
   assert p.returncode == 0 and p.stdout.strip() == "2.0", p.stderr[-2000:]
+
+
+def _fake_gpus(tmp_path, n_gpus):
+  """A PATH with an nvidia-smi listing `n_gpus` GPUs and a `python` that prints its GPUs."""
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  (bin_dir / "nvidia-smi").write_text(
+      "#!/bin/sh\n" + "".join(f"echo 'GPU {i}: Fake (UUID: GPU-{i})'\n" for i in range(n_gpus)))
+  (bin_dir / "python").write_text('#!/bin/sh\necho "devices=$CUDA_VISIBLE_DEVICES"\n')
+  for f in bin_dir.iterdir():
+    f.chmod(0o755)
+  env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "CUDA_VISIBLE_DEVICES")}
+  return dict(env, PATH=f"{bin_dir}:{os.environ['PATH']}", PYTHON=str(bin_dir / "python"),
+              MIRJAX_PORT="12345")
+
+
+@pytest.mark.parametrize("n_gpus, n_proc, want", [(4, 2, ["0,1", "2,3"]), (2, 2, ["0", "1"]),
+                                                  (3, 2, ["0", "1"]), (1, 2, None), (0, 2, ["", ""])])
+def test_local_launcher_gives_each_process_its_own_gpus_or_refuses(tmp_path, n_gpus, n_proc, want):
+  env = _fake_gpus(tmp_path, n_gpus)
+  p = subprocess.run(["bash", "launch/local.sh", str(n_proc), "--config=x", "--workdir=y"], cwd=ROOT,
+                     env=env, capture_output=True, text=True, timeout=60)
+  if want is None:
+    assert p.returncode == 2 and "each process needs its own GPU" in p.stderr and not p.stdout
+    p = subprocess.run(["bash", "launch/local.sh", str(n_proc), "--config=x", "--workdir=y"], cwd=ROOT,
+                       env=dict(env, JAX_PLATFORMS="cpu"), capture_output=True, text=True, timeout=60)
+    want = ["", ""]  # a CPU job, asked for
+  assert p.returncode == 0, p.stderr
+  assert sorted(p.stdout.split()) == sorted(f"devices={d}" for d in want)
