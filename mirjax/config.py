@@ -12,6 +12,7 @@ system what it is. The variant `arg` picks the data and scale:
 import ml_collections
 
 from mirjax import models
+from mirjax.errors import ConfigError
 
 
 def combine_config(name: str = "sum") -> ml_collections.ConfigDict:
@@ -149,7 +150,7 @@ def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.n_chunks = 16
     c.train.select_by = "accuracy"
   elif arg:
-    raise ValueError(f"unknown config variant {arg!r}; use ':smoke', ':mtat', ':mtat_small', "
+    raise ConfigError(f"unknown config variant {arg!r}; use ':smoke', ':mtat', ':mtat_small', "
                      "':gtzan' or nothing")
   return c
 
@@ -211,7 +212,7 @@ def multiview_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collecti
     c.model.views = (variant[len("single_"):],)
     c.task.branches = ("views",)
   else:
-    raise ValueError(f"unknown multi-view variant {variant!r}; choose from "
+    raise ConfigError(f"unknown multi-view variant {variant!r}; choose from "
                      f"{list(MULTIVIEW_VARIANTS)} or single_<view> with a view of {sorted(c.model.frontends)}")
   c.variant = variant
   return c
@@ -237,11 +238,11 @@ def ssl_variant(c: ml_collections.ConfigDict, encoder=None, workers=None, weight
     c.model.encoder = models.encoder_config(encoder)
   if workers is not None:
     if workers not in WORKER_SETS:
-      raise ValueError(f"unknown worker selection {workers!r}; choose from {sorted(WORKER_SETS)}")
+      raise ConfigError(f"unknown worker selection {workers!r}; choose from {sorted(WORKER_SETS)}")
     c.task.branches = WORKER_SETS[workers]
   if weighting is not None:
     if weighting not in WEIGHTINGS:
-      raise ValueError(f"unknown loss weighting {weighting!r}; choose from {sorted(WEIGHTINGS)}")
+      raise ConfigError(f"unknown loss weighting {weighting!r}; choose from {sorted(WEIGHTINGS)}")
     c.optim.combine.name = WEIGHTINGS[weighting]
     if weighting == "static":
       for worker in WORKER_SETS["all"]:
@@ -269,7 +270,7 @@ def ssl(stage="pretrain", encoder="cnn_logmel", workers="all", weighting="equal"
     c.model.freeze = stage == "probe"
     if downstream != "tagging":
       if downstream not in LABELS:
-        raise ValueError(f"unknown downstream task {downstream!r}; 'tagging' or one of {sorted(LABELS)}")
+        raise ConfigError(f"unknown downstream task {downstream!r}; 'tagging' or one of {sorted(LABELS)}")
       c.data.label = downstream
       c.task.name = "classification"
       c.task.branches = ("classification",)
@@ -299,7 +300,7 @@ def modulation_tagging(frontend: str, arg: str | None = None) -> ml_collections.
   words = [w for w in (arg or "").split(",") if w]
   rest = [w for w in words if w != "rates"]
   if len(rest) > 1:
-    raise ValueError(f"config argument {arg!r}: name at most one of 'smoke', 'mtat', 'mtat_small', "
+    raise ConfigError(f"config argument {arg!r}: name at most one of 'smoke', 'mtat', 'mtat_small', "
                      "'gtzan' besides 'rates'")
   c = tagging(frontend, rest[0] if rest else None)
   return modulation_rates(c) if "rates" in words else c

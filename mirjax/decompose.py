@@ -39,16 +39,17 @@ def decomposition(workdir: str, audio):
 
   Raises
   ------
-  ValueError: the run's front-end has no modulation stage
+  ConfigError: the run's front-end has no modulation stage
   """
   import jax
   import numpy as np
   from mirjax import system as system_lib
+  from mirjax.errors import ConfigError
   system, state, _ = system_lib.load_trained(workdir)
   frontend = getattr(system.model, "frontend", None)
   if not hasattr(frontend, "decompose"):
     kind = type(frontend).__name__ if frontend is not None else type(system.model).__name__
-    raise ValueError(f"the run in {workdir!r} has a {kind} front-end, which has no modulation "
+    raise ConfigError(f"the run in {workdir!r} has a {kind} front-end, which has no modulation "
                      "stage: use a ModNet or SincModNet run (configs/modnet.py, configs/sincmodnet.py)")
   variables = {"params": state.params, **state.model_state}
 
@@ -108,22 +109,22 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   from mirjax import system as system_lib
   from mirjax.data import audio_io
-  from mirjax.errors import MirjaxError
+  from mirjax.errors import ConfigError, MirjaxError
   FLAGS, path = flags.FLAGS, files[0]
   try:
     model_cfg = system_lib.load_config(FLAGS.workdir).model
     if "frontend" not in model_cfg:
-      raise ValueError(f"the run in {FLAGS.workdir!r} is a {model_cfg.name!r} model; use a ModNet "
+      raise ConfigError(f"the run in {FLAGS.workdir!r} is a {model_cfg.name!r} model; use a ModNet "
                        "or SincModNet tagging run (configs/modnet.py, configs/sincmodnet.py)")
     rate = model_cfg.frontend.sample_rate
     audio = audio_io.load_audio(path, rate)
     start = int(round(FLAGS.offset * rate))
     stop = len(audio) if FLAGS.seconds <= 0 else start + int(round(FLAGS.seconds * rate))
     if start >= len(audio):
-      raise ValueError(f"--offset={FLAGS.offset} s is past the end of {path!r} "
+      raise ConfigError(f"--offset={FLAGS.offset} s is past the end of {path!r} "
                        f"({len(audio) / rate:.1f} s)")
     parts = decomposition(FLAGS.workdir, audio[start:stop])
-  except (MirjaxError, ValueError) as e:  # AudioReadError is a ValueError
+  except MirjaxError as e:  # a bad workdir, file (AudioReadError) or flag: one line
     sys.exit(f"error: {e}")
   name = os.path.splitext(os.path.basename(path))[0]
   out = FLAGS.out or os.path.join(FLAGS.workdir, f"decomposition_{name}.png")

@@ -6,6 +6,7 @@ newest checkpoint in --workdir. Multi-process runs (one process per host or GPU)
 --num_processes/--process_id/--coordinator_address, or --distributed on a Cloud TPU VM
 or SLURM, where JAX finds them itself.
 """
+import re
 import sys
 
 from absl import app, flags, logging
@@ -35,20 +36,68 @@ def _start_distributed():
     jax.distributed.initialize()
 
 
+def parse_flags(argv):
+  """absl's flag parsing, with a mistake in --config or its overrides (an unknown field,
+  a bad value) reported in one line instead of a traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
+    _flag_exit(e, argv)
+
+
+def _flag_exit(e: Exception, argv):
+  sys.exit(f"error: {flag_error_line(e, argv)}\nSee --help for the flags; every config field is "
+           "--config.SECTION.FIELD=VALUE.")
+
+
+def flag_error_line(e: Exception, argv=()) -> str:
+  """One line of what went wrong in a flag (ml_collections and absl wrap the cause, its
+  traceback included, in their messages)."""
+  parts, cause = [], e
+  while cause is not None:
+    parts.append(str(cause.args[0]) if isinstance(cause, KeyError) and cause.args else str(cause))
+    cause = cause.__cause__
+  text = "\n".join(parts).replace("\\n", "\n").replace("\\'", "'")
+  m = re.search(r"mirjax\.errors\.\w+: ([^\n]*)", text)
+  if m:  # the config file's own check (an unknown variant)
+    return m.group(1)
+  m = re.search(r'Did you mean "([\w.]+)" instead of "([\w.]+)"', text)
+  if m:
+    right, wrong = m.groups()
+    given = next((a.split("=")[0] for a in argv if re.match(rf"--config\.(\w+\.)*{wrong}(=|$)", a)),
+                 f"--config...{wrong}")
+    return f"{given}: the config has no field {wrong!r}; did you mean {right!r}?"
+  m = re.search(r"No such file or directory: '([^']+)'", text)
+  if m:
+    return f"--config: there is no config file {m.group(1)!r} (configs/ lists mirjax's)"
+  lines = [l.strip() for l in text.splitlines()]
+  lines = [l for l in lines if l and not l.startswith(("Traceback", "File ", "^", "Attempted ["))]
+  return lines[-1] if lines else type(e).__name__
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; settings go in --config.FIELD=VALUE")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # library INFO logs (orbax) drown the progress bar
-  config = flags.FLAGS.config
-  if config.job not in JOBS:
-    raise app.UsageError(f"config.job={config.job!r} is not a job mirjax has; choose one of {JOBS}")
+  try:
+    config = flags.FLAGS.config
+    job = config.job  # the config file is loaded (lazily) at the first field read
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
+    _flag_exit(e, sys.argv)
+  if job not in JOBS:
+    raise app.UsageError(f"config.job={job!r} is not a job mirjax has; choose one of {JOBS}")
   _start_distributed()
   import jax
+  from mirjax import sharding, validate
+  from mirjax.errors import MirjaxError
+  try:  # settings that cannot work stop here, before any data is loaded or folder made
+    validate.check(config, sharding.make_mesh(config.mesh.num_devices) if "mesh" in config else None)
+  except MirjaxError as e:
+    sys.exit(f"error: {e}")
   logging.info("mirjax: %d process(es), %d device(s): %s", jax.process_count(), jax.device_count(),
                jax.devices()[0].platform)
   from mirjax import workdir as workdir_lib
-  from mirjax.errors import MirjaxError
   from mirjax.jobs import compare, modulation_rates, train
   run = {"train": train.train_and_evaluate, "compare": compare.compare,
          "compare_ssl": compare.compare_ssl, "modulation_rates": modulation_rates.analyse}[config.job]
@@ -56,9 +105,10 @@ def main(argv):
   try:
     with workdir_lib.lock(workdir, primary=jax.process_index() == 0):  # one run per workdir
       run(config, workdir)
-  except (MirjaxError, ValueError) as e:
-    # Bad settings or data (a missing folder, a wrong sample rate, an indivisible batch):
-    # the message says what to do; --verbosity=0 (or higher) shows where it was raised.
+  except MirjaxError as e:
+    # Bad settings or data (a missing folder, a wrong sample rate, a workdir in use): the
+    # message says what to do; --verbosity=0 (or higher) shows where it was raised. Any
+    # other exception is a programming error and keeps its traceback.
     if logging.get_verbosity() >= logging.INFO:
       raise
     sys.exit(f"error: {e}")
@@ -66,7 +116,7 @@ def main(argv):
 
 def run():
   try:
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
   except KeyboardInterrupt:
     sys.exit(130)
 

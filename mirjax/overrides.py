@@ -16,6 +16,8 @@ import copy
 
 import ml_collections
 
+from mirjax.errors import ConfigError
+
 
 def nest(flat: dict) -> ml_collections.ConfigDict:
   """``{"model.frontend.hop": 512}`` -> the override tree ``{"model": {"frontend": {"hop": 512}}}``."""
@@ -45,11 +47,11 @@ def apply(config: ml_collections.ConfigDict, overrides, name: str = "", _prefix:
     path = _prefix + key
     if key not in config:
       parent = f"config.{_prefix[:-1]}" if _prefix else "the config"
-      raise ValueError(f"{where}the config has no field {path!r}; {parent} has {sorted(config)}")
+      raise ConfigError(f"{where}the config has no field {path!r}; {parent} has {sorted(config)}")
     target = config[key]
     if _is_section(value) != isinstance(target, ml_collections.ConfigDict):
       what = "a section" if isinstance(target, ml_collections.ConfigDict) else "a value"
-      raise ValueError(f"{where}config.{path} is {what}; the override gives "
+      raise ConfigError(f"{where}config.{path} is {what}; the override gives "
                        f"{'a section' if _is_section(value) else repr(value)}")
     if _is_section(value):
       if "name" in value and value["name"] != target.get("name"):
@@ -62,5 +64,5 @@ def apply(config: ml_collections.ConfigDict, overrides, name: str = "", _prefix:
     try:
       config[key] = value
     except TypeError as e:
-      raise ValueError(f"{where}config.{path}: {e}") from e
+      raise ConfigError(f"{where}config.{path}: {e}") from e
   return config

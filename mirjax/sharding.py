@@ -7,6 +7,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
+from mirjax.errors import ConfigError
+
 DATA = "data"
 
 
@@ -14,7 +16,7 @@ def make_mesh(num_devices: int = -1) -> jax.sharding.Mesh:
   """A 1-D `data` mesh over `num_devices` devices (-1: all devices of all processes)."""
   n = jax.device_count() if num_devices in (-1, None) else num_devices
   if n > jax.device_count():
-    raise ValueError(f"mesh asks for {n} devices but only {jax.device_count()} are visible; "
+    raise ConfigError(f"mesh asks for {n} devices but only {jax.device_count()} are visible; "
                      "set --config.mesh.num_devices=-1 to use them all")
   return jax.make_mesh((n,), (DATA,), axis_types=(AxisType.Auto,), devices=jax.devices()[:n])
 
@@ -28,12 +30,14 @@ def batch_sharding(mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA))
 
 
-def local_batch_size(global_batch_size: int, mesh) -> int:
-  """This process's share of a global batch; the batch must split evenly over devices."""
+def local_batch_size(global_batch_size: int, mesh, name: str = "train.batch_size") -> int:
+  """This process's share of a global batch; the batch (the config field `name`) must
+  split evenly over devices and processes."""
   n_dev, n_proc = mesh.devices.size, jax.process_count()
-  if global_batch_size % n_dev or global_batch_size % n_proc:
-    raise ValueError(f"batch size {global_batch_size} must be divisible by the {n_dev} devices "
-                     f"and {n_proc} processes of the mesh; pick a multiple of {n_dev}")
+  if global_batch_size < 1 or global_batch_size % n_dev or global_batch_size % n_proc:
+    raise ConfigError(f"{name}={global_batch_size} must be a positive multiple of the {n_dev} devices "
+                      f"and {n_proc} processes of the mesh: set --config.{name} to a multiple of "
+                      f"{max(n_dev, n_proc)}")
   return global_batch_size // n_proc
 
 

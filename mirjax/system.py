@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from mirjax import models, optim, tasks
 from mirjax.state import TrainState
+from mirjax.errors import ConfigError
 
 
 class System(NamedTuple):
@@ -41,7 +42,7 @@ def check_sample_rate(config, rate: int, dataset: str):
   """Raise ValueError, saying what to set, unless `rate` is the model's sample rate."""
   model_rate = models.sample_rate(config.model)
   if rate != model_rate:
-    raise ValueError(
+    raise ConfigError(
         f"the dataset {dataset} is at {rate} Hz but the model's front-end expects {model_rate} Hz: "
         f"set --config.data.sample_rate={model_rate} (the audio is resampled when the dataset "
         "is built) or the front-end's sample_rate")
@@ -108,7 +109,7 @@ def _with_pretrained_encoder(config):
   import numpy as np
   system, state, _ = load_trained(config.model.pretrained)
   if system.model.__class__.__name__ != "SSLModel":
-    raise ValueError(f"model.pretrained={config.model.pretrained!r} is not a self-supervised "
+    raise ConfigError(f"model.pretrained={config.model.pretrained!r} is not a self-supervised "
                      "pre-training run (its model has no encoder with workers)")
   saved = load_config(config.model.pretrained)
   config = copy.deepcopy(config)

@@ -60,8 +60,9 @@ def _acquire(path: str):
 
 @contextlib.contextmanager
 def lock(workdir: str, primary: bool = True):
-  """Holds WORKDIR's lock for the block (creating WORKDIR). `primary`: whether this process
-  takes it (process 0 of a multi-process run; the others only hear the outcome).
+  """Holds WORKDIR's lock for the block (creating WORKDIR; one it created and that holds
+  nothing but the lock at the end is removed). `primary`: whether this process takes it
+  (process 0 of a multi-process run; the others only hear the outcome).
 
   Raises:
     WorkdirError: another live process holds it, or WORKDIR is a file.
@@ -69,9 +70,10 @@ def lock(workdir: str, primary: bool = True):
   import jax
   path = os.path.realpath(workdir)
   error = None
+  created = not os.path.exists(path)
   if primary and path not in _held:
     try:
-      _held[path] = [_acquire(path), 0]
+      _held[path] = [_acquire(path), 0, created]
     except WorkdirError as e:
       error = e
   if jax.process_count() > 1:  # every process fails together, or none does
@@ -90,6 +92,9 @@ def lock(workdir: str, primary: bool = True):
     if path in _held:
       _held[path][1] -= 1
       if _held[path][1] == 0:
-        f, _ = _held.pop(path)
+        f, _, made_here = _held.pop(path)
+        if made_here and os.listdir(path) == [LOCK_FILE]:  # a run that stopped before writing
+          os.remove(os.path.join(path, LOCK_FILE))         # anything leaves no workdir behind
+          os.rmdir(path)
         fcntl.flock(f, fcntl.LOCK_UN)
         f.close()

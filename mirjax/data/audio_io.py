@@ -11,11 +11,13 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from mirjax.errors import DataError
+
 # soxr "HQ" is librosa's default resampler (res_type="soxr_hq").
 RESAMPLE_QUALITY = "HQ"
 
 
-class AudioReadError(ValueError):
+class AudioReadError(DataError):
   """An audio file could not be read. The message names the file, the cause and a fix."""
 
 
@@ -100,7 +102,7 @@ def load_audio(path, sample_rate: int, mono: bool = True) -> np.ndarray:
     AudioReadError: the file is missing, empty, not decodable or has no samples.
   """
   if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
-    raise ValueError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
+    raise DataError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
   sample_rate = int(sample_rate)
   path = _check_file(path)
   try:

@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from mirjax.errors import DataError
+
 
 def load(cfg):
   """(sources: {split: random-access source}, info) for the dataset named by cfg.name.
@@ -40,13 +42,13 @@ DATASETS = {  # data.name -> what --config.data.manual_dir must hold
 
 def _load(cfg):
   if cfg.name not in DATASETS:
-    raise ValueError(f"unknown data.name {cfg.name!r}; mirjax has {sorted(DATASETS)}")
+    raise DataError(f"unknown data.name {cfg.name!r}; mirjax has {sorted(DATASETS)}")
   data_dir = cfg.data_dir or None
   if cfg.name == "embedded":
     from mirjax.data import embedded
     return embedded.load(cfg.config, data_dir=data_dir, label=cfg.get("label") or None)
   if not cfg.manual_dir:
-    raise ValueError(f"data.name={cfg.name!r} reads a local folder: pass "
+    raise DataError(f"data.name={cfg.name!r} reads a local folder: pass "
                      f"--config.data.manual_dir=DIR with {DATASETS[cfg.name]}")
   if cfg.name == "folder":
     from mirjax.data import folder
@@ -84,7 +86,7 @@ def carve_holdout(source, fraction: float, seed: int):
   n = len(source)
   k = max(1, int(round(fraction * n)))
   if k >= n:
-    raise ValueError(f"holdout fraction {fraction} leaves no training example of {n}")
+    raise DataError(f"holdout fraction {fraction} leaves no training example of {n}")
   order = np.random.default_rng([seed, 7]).permutation(n)
   return Subset(source, np.sort(order[k:])), Subset(source, np.sort(order[:k]))
 

@@ -12,6 +12,7 @@ from mirjax.frontends.modulation import ModNet, SincModNet
 from mirjax.frontends.raw import StridedConv
 from mirjax.frontends.sinc import SincNet
 from mirjax.frontends.views import CQT, MFCC, Chroma, Gammatone
+from mirjax.errors import ConfigError
 
 FRONTENDS = {
     "logmel": LogMel,
@@ -57,7 +58,7 @@ def default_config(name: str) -> ml_collections.ConfigDict:
   2-core CPU for a batch of 16 x 3 s at 16 kHz.
   """
   if name not in FRONTENDS:
-    raise ValueError(f"unknown front-end {name!r}; valid: {sorted(FRONTENDS)}")
+    raise ConfigError(f"unknown front-end {name!r}; valid: {sorted(FRONTENDS)}")
   cfg = ml_collections.ConfigDict()
   cfg.name = name  # registry key, one of FRONTENDS
   cfg.sample_rate = 16000  # audio sampling rate, Hz
@@ -118,10 +119,10 @@ def build(cfg):
   fields = dict(cfg)
   name = fields.pop("name", None)
   if name not in FRONTENDS:
-    raise ValueError(f"unknown front-end {name!r}; valid: {sorted(FRONTENDS)}")
+    raise ConfigError(f"unknown front-end {name!r}; valid: {sorted(FRONTENDS)}")
   cls = FRONTENDS[name]
   valid = {f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")}
   unknown = sorted(set(fields) - valid)
   if unknown:
-    raise ValueError(f"unknown fields {unknown} for front-end {name!r}; valid: {sorted(valid)}")
+    raise ConfigError(f"unknown fields {unknown} for front-end {name!r}; valid: {sorted(valid)}")
   return cls(**fields)

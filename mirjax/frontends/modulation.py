@@ -31,6 +31,7 @@ import numpy as np
 
 from mirjax.audio import mel, spectral
 from mirjax.frontends import raw, sinc
+from mirjax.errors import ConfigError
 
 
 def modulation_edges(fmin_hz, fmax_hz, n_filters, min_band_hz):
@@ -39,7 +40,7 @@ def modulation_edges(fmin_hz, fmax_hz, n_filters, min_band_hz):
   by bisection so the last edge is fmax. Raises ValueError when even constant bandwidth
   ``min_band_hz`` overshoots fmax."""
   if n_filters * min_band_hz > fmax_hz - fmin_hz:
-    raise ValueError(
+    raise ConfigError(
         f"{n_filters} modulation bands of at least {min_band_hz:.3g} Hz do not fit in "
         f"{fmin_hz}-{fmax_hz} Hz: lower n_mod or mod_cycles, or raise mod_kernel_s or mod_fmax_hz")
 
@@ -179,10 +180,10 @@ class _ModulationFrontend(nn.Module):
   def setup_modulation(self):
     """Declare the modulation parameters: centre and bandwidth per filter."""
     if self.hop % self.env_hop:
-      raise ValueError(f"env_hop {self.env_hop} must divide hop {self.hop}")
+      raise ConfigError(f"env_hop {self.env_hop} must divide hop {self.hop}")
     edges = self.initial_edges()
     if edges[-1] >= self.env_rate / 2.0:
-      raise ValueError(f"mod_fmax_hz {self.mod_fmax_hz} must lie below the envelope's Nyquist "
+      raise ConfigError(f"mod_fmax_hz {self.mod_fmax_hz} must lie below the envelope's Nyquist "
                        f"rate {self.env_rate / 2.0} Hz: lower env_hop")
     centre = (edges[:-1] + edges[1:]) / 2.0
     band = np.maximum(np.diff(edges) - self.min_mod_band_hz, 1e-3)
@@ -326,7 +327,7 @@ class SincModNet(_ModulationFrontend):
 
   def setup(self):
     if self.env_hop % self.stride:
-      raise ValueError(f"stride {self.stride} must divide env_hop {self.env_hop}")
+      raise ConfigError(f"stride {self.stride} must divide env_hop {self.env_hop}")
     low, band = sinc.mel_spaced_bands(self.n_bands, self.sample_rate, self.min_low_hz,
                                       self.min_band_hz)
     self.low_param = self.param("low_hz", lambda _: jnp.asarray(low / self.scale_hz))

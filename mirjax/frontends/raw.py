@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mirjax.errors import ConfigError
+
 NWC = ("NWC", "WIO", "NWC")  # channels-last 1-D convolution layout (fast on XLA CPU)
 
 
@@ -114,10 +116,10 @@ class StridedConv(nn.Module):
 
   def setup(self):
     if self.compression not in ("log1p", "log1p_power", "relu", "none"):
-      raise ValueError("compression must be 'log1p', 'log1p_power', 'relu' or 'none', got "
+      raise ConfigError("compression must be 'log1p', 'log1p_power', 'relu' or 'none', got "
                        f"{self.compression!r}")
     if self.feature_pool < 1:
-      raise ValueError(f"feature_pool must be >= 1, got {self.feature_pool}")
+      raise ConfigError(f"feature_pool must be >= 1, got {self.feature_pool}")
     # He-style scale for a kernel_size-tap filter; kernel stored as (taps, 1, filters) = WIO.
     init = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
     self.kernel = self.param("kernel", init, (self.kernel_size, 1, self.n_filters * self.feature_pool))

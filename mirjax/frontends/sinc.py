@@ -18,6 +18,7 @@ import numpy as np
 
 from mirjax.audio import mel
 from mirjax.frontends import raw
+from mirjax.errors import ConfigError
 
 
 def _hamming(kernel_size):
@@ -114,7 +115,7 @@ def compress(x, kind, eps=1e-5, exponent=0.3):
     return (x + eps) ** exponent
   if kind == "none":
     return x
-  raise ValueError(f"compression must be 'log', 'power' or 'none', got {kind!r}")
+  raise ConfigError(f"compression must be 'log', 'power' or 'none', got {kind!r}")
 
 
 def avg_pool_time(x, factor):
@@ -192,7 +193,7 @@ class SincNet(nn.Module):
 
   def setup(self):
     if self.hop % self.stride:
-      raise ValueError(f"stride {self.stride} must divide hop {self.hop}")
+      raise ConfigError(f"stride {self.stride} must divide hop {self.hop}")
     low, band = mel_spaced_bands(self.n_filters, self.sample_rate, self.min_low_hz,
                                  self.min_band_hz)
     self.low_param = self.param("low_hz", lambda _: jnp.asarray(low / self.scale_hz))

@@ -21,6 +21,7 @@ from mirjax import config as config_lib
 from mirjax import metrics
 from mirjax import overrides as overrides_lib
 from mirjax.jobs import train
+from mirjax.errors import ConfigError
 
 
 def share_compilations(workdir: str):
@@ -48,7 +49,7 @@ def variant_config(config, variant: str, seed: int):
   if "overrides" not in config.compare:
     return config_lib.multiview_variant(c, variant)
   if variant not in config.compare.overrides:
-    raise ValueError(f"compare.variants names {variant!r}, which compare.overrides lacks; it has "
+    raise ConfigError(f"compare.variants names {variant!r}, which compare.overrides lacks; it has "
                      f"{sorted(config.compare.overrides)}")
   overrides_lib.apply(c, config.compare.overrides[variant], variant)
   # an ordinary run: editing the comparison later (seeds, variants) must not make its
@@ -90,7 +91,7 @@ def compare(config, workdir: str) -> str:
       results = run_variant(config, variant, seed, os.path.join(workdir, variant, f"seed{seed}"))
       missing = [m for m in names if f"test/{m}" not in results]
       if missing:
-        raise ValueError(f"runs report no test {missing}; set --config.compare.metrics to some of "
+        raise ConfigError(f"runs report no test {missing}; set --config.compare.metrics to some of "
                          f"{sorted(k[5:] for k in results if k.startswith('test/'))}")
       rows.append({"variant": variant, "seed": int(seed), "dataset": results["dataset"],
                    "steps": results["steps"], "selection": results.get("selection", "last step"),

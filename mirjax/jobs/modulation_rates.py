@@ -24,6 +24,7 @@ from mirjax import metrics, sharding, steps
 from mirjax.data import pipeline
 from mirjax.jobs import compare, train
 from mirjax.system import build_system, load_config, load_trained_run
+from mirjax.errors import ConfigError
 
 
 def _trained(config, workdir):
@@ -31,7 +32,7 @@ def _trained(config, workdir):
   WORKDIR/trained (reused once finished)."""
   if config.analysis.trained:
     if not os.path.isdir(config.analysis.trained):
-      raise ValueError(f"config.analysis.trained={config.analysis.trained!r} is not a folder: "
+      raise ConfigError(f"config.analysis.trained={config.analysis.trained!r} is not a folder: "
                        "name the --workdir of a finished ModNet or SincModNet run")
     return config.analysis.trained
   c = copy.deepcopy(config)
@@ -47,14 +48,14 @@ def score_at_rates(trained: str, rates, split: str = "test") -> dict:
   `mod_subsample` set to each rate in turn."""
   saved = load_config(trained)
   if "mod_subsample" not in saved.model.get("frontend", {}):
-    raise ValueError(f"the run in {trained!r} has no modulation front-end (model "
+    raise ConfigError(f"the run in {trained!r} has no modulation front-end (model "
                      f"{saved.model.name!r}): analyse a ModNet or SincModNet run")
   mesh = sharding.make_mesh(saved.mesh.num_devices)
   run = load_trained_run(trained, mesh=mesh)  # the rate has no parameters: one state serves all
   saved = run.config
   sources, info = pipeline.load(saved.data)
   if split not in sources:
-    raise ValueError(f"the dataset {info.name} has no {split!r} split")
+    raise ConfigError(f"the dataset {info.name} has no {split!r} split")
   out = {}
   for rate in rates:
     c = copy.deepcopy(saved)
@@ -110,7 +111,7 @@ def analyse(config, workdir: str) -> str:
   trained = _trained(config, workdir)
   rates = tuple(float(r) for r in config.analysis.rates)
   if not rates:
-    raise ValueError("config.analysis.rates is empty: name the rates to analyse, e.g. (0, 8, 4, 2, 1)")
+    raise ConfigError("config.analysis.rates is empty: name the rates to analyse, e.g. (0, 8, 4, 2, 1)")
   per_rate = score_at_rates(trained, rates, config.analysis.split)
   tag_names = list(per_rate[rates[0]]["per_tag_roc_auc"])
   rows, md = table(per_rate, tag_names)

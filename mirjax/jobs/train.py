@@ -14,9 +14,10 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mirjax import checkpoint, metrics, models, optim, sharding, steps, workdir as workdir_lib
+from mirjax import checkpoint, metrics, models, optim, sharding, steps, validate, workdir as workdir_lib
 from mirjax.data import pipeline
 from mirjax.system import build_system, check_sample_rate, checkpoint_meta, resolve_epochs
+from mirjax.errors import ConfigError
 
 
 def evaluate(state, source, *, eval_step, task, mesh, cfg, crop) -> dict:
@@ -60,13 +61,13 @@ def training_sources(config, sources: dict) -> dict:
                                                                   config.seed)
   if d.train_subset > 0:
     if d.train_subset > len(sources["train"]):
-      raise ValueError(f"data.train_subset={d.train_subset} exceeds the {len(sources['train'])} "
+      raise ConfigError(f"data.train_subset={d.train_subset} exceeds the {len(sources['train'])} "
                        "training examples left")
     keep = np.random.default_rng([config.seed, 9]).permutation(len(sources["train"]))[:d.train_subset]
     sources["train"] = pipeline.Subset(sources["train"], np.sort(keep))
   if config.optim.combine.name == "gradient_blending":
     if "holdout" not in sources:
-      raise ValueError("gradient blending measures held-out losses on part of the training split: "
+      raise ConfigError("gradient blending measures held-out losses on part of the training split: "
                        "set --config.data.holdout_fraction (e.g. 0.1), the same for every variant compared")
     sources["blend_heldout"] = sources["holdout"]
     n = min(len(sources["holdout"]), len(sources["train"]))
@@ -107,7 +108,7 @@ def best_record(step: int, valid: dict, select_by: str) -> dict:
   """What WORKDIR/best keeps of a validation run: the step, the metric, its value and the
   scalar validation metrics. Raises ValueError when `valid` lacks the metric."""
   if select_by not in valid or not np.isscalar(valid[select_by]):
-    raise ValueError(f"train.select_by={select_by!r} is not a validation metric of this task; it has "
+    raise ConfigError(f"train.select_by={select_by!r} is not a validation metric of this task; it has "
                      f"{sorted(k for k, v in valid.items() if np.isscalar(v))}, or '' for the last step")
   scalars = {k: (v.item() if hasattr(v, "item") else v) for k, v in valid.items() if np.isscalar(v)}
   return {"step": int(step), "select_by": select_by, "value": float(valid[select_by]), "valid": scalars}
@@ -128,11 +129,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
 def _train_and_evaluate(config, workdir: str) -> dict:
   t_start = time.time()
   mesh = sharding.make_mesh(config.mesh.num_devices)
+  validate.check(config, mesh)  # before any data is loaded
   if config.data.name != "embedded":  # its rate is fixed; the others are resampled to this one
     check_sample_rate(config, config.data.sample_rate, config.data.name)  # before any build
   sources, info = pipeline.load(config.data)
   if "train" not in sources:
-    raise ValueError(f"the dataset {info.name} has no training examples")
+    raise ConfigError(f"the dataset {info.name} has no training examples")
   blend = config.optim.combine.name == "gradient_blending"
   sources = training_sources(config, sources)
   n_train = len(sources["train"])
@@ -141,13 +143,12 @@ def _train_and_evaluate(config, workdir: str) -> dict:
   model, task, tx, crop = system.model, system.task, system.tx, system.crop
   select_by = config.train.select_by
   if select_by and "valid" not in sources:
-    raise ValueError(f"train.select_by={select_by!r} selects on the validation split, which "
+    raise ConfigError(f"train.select_by={select_by!r} selects on the validation split, which "
                      f"{info.name} lacks: set --config.train.select_by='' (test the last step)")
   if select_by and getattr(task, "label_free", False) and not lower_is_better(select_by):
-    raise ValueError(f"train.select_by={select_by!r}: a label-free task reports held-out losses "
+    raise ConfigError(f"train.select_by={select_by!r}: a label-free task reports held-out losses "
                      "('loss', 'loss/<worker>'), minimised; select by one, or '' for the last step")
   local_batch = sharding.local_batch_size(config.train.batch_size, mesh)
-  sharding.local_batch_size(config.eval.batch_size, mesh)
 
   rng = jax.random.PRNGKey(config.seed)
   state_shardings = jax.tree.map(lambda _: sharding.replicated(mesh), system.abstract_state)

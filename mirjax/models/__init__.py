@@ -10,6 +10,7 @@ from mirjax.models.multiview import JOINT, MultiView
 from mirjax.models.short_chunk_cnn import ShortChunkCNN
 from mirjax.models.ssl import Conv1dBody, Conv2dBody, Encoder, Probe, SSLModel
 from mirjax.models.tagger import Tagger
+from mirjax.errors import ConfigError
 
 BACKENDS = {"short_chunk_cnn": ShortChunkCNN, "dieleman1d": Dieleman1D}
 MODELS = ("tagger", "multiview", "ssl", "probe")
@@ -29,7 +30,7 @@ def default_config(frontend_name: str = "sincmodnet", size: str = "cpu") -> ml_c
   flagship "sincmodnet") and a short-chunk CNN of ``size`` (a key of SHORT_CHUNK_SIZES);
   see `frontends.default_config` for the front-end fields."""
   if size not in SHORT_CHUNK_SIZES:
-    raise ValueError(f"unknown back-end size {size!r}; valid: {sorted(SHORT_CHUNK_SIZES)}")
+    raise ConfigError(f"unknown back-end size {size!r}; valid: {sorted(SHORT_CHUNK_SIZES)}")
   cfg = ml_collections.ConfigDict()
   cfg.name = "tagger"  # model kind, one of MODELS
   cfg.frontend = frontends.default_config(frontend_name)  # (batch, time) -> features
@@ -72,9 +73,9 @@ def dieleman_config(frontend: str = "rawconv", length: int = 256, stride: int = 
     (n_fft = length, hop = stride, n_mels = n_features)
   """
   if frontend not in ("rawconv", "logmel"):
-    raise ValueError(f"Dieleman & Schrauwen's inputs are 'rawconv' or 'logmel', got {frontend!r}")
+    raise ConfigError(f"Dieleman & Schrauwen's inputs are 'rawconv' or 'logmel', got {frontend!r}")
   if frontend == "logmel" and feature_pool != 1:
-    raise ValueError("feature_pool pools learned filters: a 'rawconv' option, not 'logmel'")
+    raise ConfigError("feature_pool pools learned filters: a 'rawconv' option, not 'logmel'")
   cfg = default_config(frontend)
   fe = cfg.frontend
   fe.hop = stride
@@ -108,13 +109,13 @@ def _build_backend(cfg, n_outputs):
   fields = dict(cfg)
   name = fields.pop("name", None)
   if name not in BACKENDS:
-    raise ValueError(f"unknown back-end {name!r}; valid: {sorted(BACKENDS)}")
+    raise ConfigError(f"unknown back-end {name!r}; valid: {sorted(BACKENDS)}")
   cls = BACKENDS[name]
   valid = {f.name for f in dataclasses.fields(cls)
            if f.init and f.name not in ("parent", "name", "n_outputs")}
   unknown = sorted(set(fields) - valid)
   if unknown:
-    raise ValueError(f"unknown fields {unknown} for back-end {name!r}; valid: {sorted(valid)}")
+    raise ConfigError(f"unknown fields {unknown} for back-end {name!r}; valid: {sorted(valid)}")
   if "channels" in fields:
     fields["channels"] = tuple(fields["channels"])
   return cls(n_outputs=n_outputs, **fields)
@@ -129,7 +130,7 @@ def encoder_config(name: str = "cnn_logmel") -> ml_collections.ConfigDict:
                 frequency 2x per block (stride 256 x 2^blocks)
   """
   if name not in ENCODERS:
-    raise ValueError(f"unknown encoder {name!r}; valid: {list(ENCODERS)}")
+    raise ConfigError(f"unknown encoder {name!r}; valid: {list(ENCODERS)}")
   cfg = ml_collections.ConfigDict()
   cfg.name = name  # one of ENCODERS
   frontend = {"cnn_logmel": "logmel", "pase": "sincnet", "sincmodnet": "sincmodnet"}[name]
@@ -174,7 +175,7 @@ def build_encoder(cfg) -> Encoder:
     body.pop("time_pools", None)
     return Encoder(frontend=frontends.build(cfg.frontend), body=Conv1dBody(**body))
   if kind != "conv2d":
-    raise ValueError(f"encoder body kind must be 'conv1d' or 'conv2d', got {kind!r}")
+    raise ConfigError(f"encoder body kind must be 'conv1d' or 'conv2d', got {kind!r}")
   return Encoder(frontend=frontends.build(cfg.frontend), body=Conv2dBody(**body))
 
 
@@ -190,7 +191,7 @@ def sample_rate(model_cfg) -> int:
   if model_cfg.name == "multiview":
     rates = {model_cfg.frontends[v].sample_rate for v in model_cfg.views}
     if len(rates) != 1:
-      raise ValueError(f"the views' front-ends disagree on sample_rate: {sorted(rates)}")
+      raise ConfigError(f"the views' front-ends disagree on sample_rate: {sorted(rates)}")
     return rates.pop()
   if model_cfg.name in ("ssl", "probe"):
     return model_cfg.encoder.frontend.sample_rate
@@ -240,28 +241,28 @@ def build(model_cfg, n_outputs, branches=("tagging",), dims=()):
   a linen Module whose ``apply`` gives ``{branch: logits (batch, n_outputs)}``
   """
   if model_cfg.name not in MODELS:
-    raise ValueError(f"unknown model {model_cfg.name!r}; valid: {list(MODELS)}")
+    raise ConfigError(f"unknown model {model_cfg.name!r}; valid: {list(MODELS)}")
   if model_cfg.name == "ssl":
     return SSLModel(encoder=build_encoder(model_cfg.encoder), workers=tuple(branches),
                     dims=tuple(dims), hidden=model_cfg.hidden)
   if model_cfg.name == "probe":
     if len(branches) != 1:
-      raise ValueError(f"model 'probe' has one output branch; the task asks for {list(branches)}")
+      raise ConfigError(f"model 'probe' has one output branch; the task asks for {list(branches)}")
     return Probe(encoder=build_encoder(model_cfg.encoder), n_outputs=n_outputs, branch=branches[0],
                  head=model_cfg.head, freeze=model_cfg.freeze, hidden=model_cfg.hidden)
   if model_cfg.name == "multiview":
     views = tuple(model_cfg.views)
     unknown = sorted(set(views) - set(model_cfg.frontends))
     if unknown or not views:
-      raise ValueError(f"model.views {list(views)}: each must be one of {sorted(model_cfg.frontends)}")
+      raise ConfigError(f"model.views {list(views)}: each must be one of {sorted(model_cfg.frontends)}")
     return MultiView(views=views, frontends=[frontends.build(model_cfg.frontends[v]) for v in views],
                      encoders=[_build_backend(model_cfg.backend, None) for _ in views],
                      branches=tuple(branches), n_outputs=n_outputs, dropout=model_cfg.dropout)
   unknown = sorted(set(model_cfg.keys()) - {"name", "frontend", "backend"})
   if unknown:
-    raise ValueError(f"unknown fields {unknown} for model 'tagger'; valid: "
+    raise ConfigError(f"unknown fields {unknown} for model 'tagger'; valid: "
                      "['backend', 'frontend', 'name']")
   if len(branches) != 1:
-    raise ValueError(f"model 'tagger' has one output branch; the task asks for {list(branches)}")
+    raise ConfigError(f"model 'tagger' has one output branch; the task asks for {list(branches)}")
   return Tagger(frontend=frontends.build(model_cfg.frontend),
                 backend=_build_backend(model_cfg.backend, n_outputs), branch=branches[0])

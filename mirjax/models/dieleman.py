@@ -12,13 +12,14 @@ from typing import Sequence
 import flax.linen as nn
 
 from mirjax.models.short_chunk_cnn import max_pool
+from mirjax.errors import ConfigError
 
 
 def time_pool(x, size):
   """Max-pool (batch, frames, channels) by ``size`` over frames, stride ``size``; a tail of
   fewer than ``size`` frames is dropped (VALID pooling, `short_chunk_cnn.max_pool`)."""
   if x.shape[1] < size:
-    raise ValueError(f"the 1-D back-end got {x.shape[1]} frames where a pooling by {size} needs "
+    raise ConfigError(f"the 1-D back-end got {x.shape[1]} frames where a pooling by {size} needs "
                      f">= {size}: lengthen data.crop_seconds or shorten the front-end's hop")
   return max_pool(x[:, :, None, :], size, 1)[:, :, 0, :]
 

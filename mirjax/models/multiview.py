@@ -14,6 +14,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mirjax.errors import ConfigError
+
 JOINT = "joint"  # the branch on the concatenated embedding
 
 
@@ -42,7 +44,7 @@ class MultiView(nn.Module):
   def setup(self):
     unknown = set(self.branches) - set(self.views) - {JOINT}
     if unknown:
-      raise ValueError(f"branches {sorted(unknown)} are neither {JOINT!r} nor a view of {list(self.views)}")
+      raise ConfigError(f"branches {sorted(unknown)} are neither {JOINT!r} nor a view of {list(self.views)}")
     self.heads = {b: nn.Dense(self.n_outputs, name=f"head_{b}") for b in self.branches}
     self.drop = nn.Dropout(self.dropout)
 

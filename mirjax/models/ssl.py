@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from mirjax.models.short_chunk_cnn import max_pool
+from mirjax.errors import ConfigError
 
 
 def _pool(x, time: bool):
@@ -128,7 +129,7 @@ class Probe(nn.Module):
     if self.head == "mlp":
       x = nn.relu(nn.Dense(self.hidden, name="hidden")(x))
     elif self.head != "linear":
-      raise ValueError(f"probe head must be 'linear' or 'mlp', got {self.head!r}")
+      raise ConfigError(f"probe head must be 'linear' or 'mlp', got {self.head!r}")
     return {self.branch: nn.Dense(self.n_outputs, name="head")(x)}
 
   def frequency_responses(self, n_freqs: int = 512) -> dict:

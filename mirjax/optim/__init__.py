@@ -12,6 +12,7 @@ from optax.experimental import aggregating
 
 from mirjax.optim import adam_sgd, combine
 from mirjax.optim.combine import branch_weights  # noqa: F401  (re-export)
+from mirjax.errors import ConfigError
 
 
 def schedule(cfg, total_steps: int) -> optax.Schedule:
@@ -39,7 +40,7 @@ def optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
     return adam_sgd.adam_then_sgd(cfg.learning_rate, cfg.sgd_boundaries, cfg.sgd_learning_rates,
                                   b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay,
                                   momentum=cfg.momentum)
-  raise ValueError(f"unknown optim.name {cfg.name!r}; mirjax has 'adamw' and 'adam_sgd'")
+  raise ConfigError(f"unknown optim.name {cfg.name!r}; mirjax has 'adamw' and 'adam_sgd'")
 
 
 def build(cfg, branches, total_steps: int, frozen=()) -> optax.GradientTransformationExtraArgs:

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mirjax.errors import ConfigError
+
 
 class SwitchState(NamedTuple):
   count: jax.Array  # updates made so far
@@ -61,7 +63,7 @@ def adam_then_sgd(learning_rate: float, boundaries, sgd_learning_rates, *, b1: f
   """
   boundaries, rates = tuple(int(b) for b in boundaries), tuple(float(r) for r in sgd_learning_rates)
   if not boundaries or len(boundaries) != len(rates) or list(boundaries) != sorted(set(boundaries)):
-    raise ValueError(f"optim.sgd_boundaries {boundaries} must increase and pair with "
+    raise ConfigError(f"optim.sgd_boundaries {boundaries} must increase and pair with "
                      f"optim.sgd_learning_rates {rates} (one rate from each boundary on); given in "
                      "epochs (optim.sgd_boundary_epochs), system.resolve_epochs sets them")
   # SGD counts its own steps from the switch: its drops are relative to boundaries[0]

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from optax.experimental import aggregating
 
 from mirjax.optim import weighting
+from mirjax.errors import ConfigError
 
 LINEAR = ("sum", "static", "uniform", "gradient_blending")  # weights that ignore the gradients
 COMBINERS = LINEAR + ("uncertainty", "gradnorm", "dwa", "pcgrad")
@@ -95,7 +96,7 @@ def blending_weights(train_prev, heldout_prev, train_now, heldout_now, *, normal
   if normalize == "mean":
     return w * k
   if normalize != "sum":
-    raise ValueError(f"normalize must be 'sum' or 'mean', got {normalize!r}")
+    raise ConfigError(f"normalize must be 'sum' or 'mean', got {normalize!r}")
   return w
 
 
@@ -134,7 +135,7 @@ def settle_steps(momentum: float, remaining: float = 0.05) -> int:
   mode before then score running batch-norm statistics that are still moving, not the
   network's generalisation."""
   if not 0.0 <= momentum < 1.0:
-    raise ValueError(f"a running-average momentum must be in [0, 1), got {momentum}")
+    raise ConfigError(f"a running-average momentum must be in [0, 1), got {momentum}")
   return 0 if momentum == 0.0 else int(math.ceil(math.log(remaining) / math.log(momentum)))
 
 
@@ -147,7 +148,7 @@ def build(cfg, branches: Sequence[str]) -> aggregating.Aggregator:
     return weighting.uncertainty(k, cfg.get("uncertainty_lr", 1e-2))
   if cfg.name == "gradnorm":
     if not cfg.get("gradnorm_layer"):
-      raise ValueError("optim.combine.name='gradnorm' needs optim.combine.gradnorm_layer: a "
+      raise ConfigError("optim.combine.name='gradnorm' needs optim.combine.gradnorm_layer: a "
                        "substring of the last shared layer's parameter paths")
     return weighting.gradnorm(k, cfg.gradnorm_layer, cfg.get("gradnorm_alpha", 1.5),
                               cfg.get("gradnorm_lr", 0.025))
@@ -162,10 +163,10 @@ def build(cfg, branches: Sequence[str]) -> aggregating.Aggregator:
   if cfg.name == "static":
     missing = set(branches) - set(cfg.weights)
     if missing:
-      raise ValueError(f"optim.combine.weights lacks branches {sorted(missing)}; it needs one "
+      raise ConfigError(f"optim.combine.weights lacks branches {sorted(missing)}; it needs one "
                        f"weight for each of {list(branches)}")
     return blended([float(cfg.weights[b]) for b in branches])
-  raise ValueError(f"unknown optim.combine.name {cfg.name!r}; choose one of {list(COMBINERS)}")
+  raise ConfigError(f"unknown optim.combine.name {cfg.name!r}; choose one of {list(COMBINERS)}")
 
 
 # Combiners whose step uses weights already in the state before it sees the gradients: the

@@ -4,6 +4,7 @@ the ground truth), `n_outputs`, `losses(outputs, batch)` (device, per-branch sca
 from mirjax.tasks.classification import Classification
 from mirjax.tasks.reconstruction import WORKERS, Reconstruction
 from mirjax.tasks.tagging import Tagging
+from mirjax.errors import ConfigError
 
 TASKS = ("tagging", "classification", "reconstruction")
 
@@ -16,14 +17,14 @@ def build(cfg, info, branches=None, stride=None):
     return Reconstruction(branches, info.sample_rate, stride)
   if cfg.name == "tagging":
     if not getattr(info, "tag_names", ()):
-      raise ValueError("task.name='tagging' needs a multi-label dataset (tags); this one has "
+      raise ConfigError("task.name='tagging' needs a multi-label dataset (tags); this one has "
                        "classes: use --config.task.name=classification")
     return Tagging(info.tag_names, branches=branches,
                    predict_from=tuple(cfg.get("predict_from", ())))
   if cfg.name == "classification":
     if not getattr(info, "class_names", ()):
-      raise ValueError("task.name='classification' needs a single-label dataset (classes); "
+      raise ConfigError("task.name='classification' needs a single-label dataset (classes); "
                        "this one has tags: use --config.task.name=tagging")
     return Classification(info.class_names, branches=branches,
                           predict_from=tuple(cfg.get("predict_from", ())))
-  raise ValueError(f"unknown task.name {cfg.name!r}; mirjax has {list(TASKS)}")
+  raise ConfigError(f"unknown task.name {cfg.name!r}; mirjax has {list(TASKS)}")

@@ -2,6 +2,8 @@
 import jax.numpy as jnp
 import numpy as np
 
+from mirjax.errors import ConfigError
+
 JOINT = "joint"  # a multi-view model's branch on the concatenated embedding
 
 
@@ -11,7 +13,7 @@ def prediction_branches(branches, predict_from=()) -> tuple:
   if predict_from:
     unknown = set(predict_from) - set(branches)
     if unknown:
-      raise ValueError(f"task.predict_from names {sorted(unknown)}, not branches of {list(branches)}")
+      raise ConfigError(f"task.predict_from names {sorted(unknown)}, not branches of {list(branches)}")
     return tuple(predict_from)
   return (JOINT,) if JOINT in branches else tuple(branches)
 

@@ -13,6 +13,7 @@ import numpy as np
 from mirjax import audio as dsp
 from mirjax.audio import features
 from mirjax.tasks.common import masked_mean
+from mirjax.errors import ConfigError
 
 HOP = 256  # samples between target frames
 
@@ -75,7 +76,7 @@ class Reconstruction:
   def __init__(self, workers, sample_rate: int, stride: int):
     unknown = set(workers) - set(WORKERS)
     if unknown or not workers:
-      raise ValueError(f"unknown workers {sorted(unknown)}; choose among {sorted(WORKERS)}")
+      raise ConfigError(f"unknown workers {sorted(unknown)}; choose among {sorted(WORKERS)}")
     self.branches = tuple(workers)
     self.sample_rate, self.stride = sample_rate, stride
     self.dims = tuple(WORKERS[w][0] for w in self.branches)

@@ -24,6 +24,7 @@ import tqdm
 
 from mirjax.data import audio_io
 from mirjax.data.builders import folder_digest
+from mirjax.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -154,9 +155,9 @@ def config_for_folder(manual_dir, sample_rate: int = 16000,
     clip_seconds: clip length in seconds (default 10.0).
   """
   if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
-    raise ValueError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
+    raise DataError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
   if not clip_seconds > 0 or round(clip_seconds * sample_rate) < 1:
-    raise ValueError(f"clip_seconds must be positive (at least one sample), got {clip_seconds!r}")
+    raise DataError(f"clip_seconds must be positive (at least one sample), got {clip_seconds!r}")
   rows = read_tags_csv(manual_dir)
   digest = folder_digest(manual_dir, [r.path for r in rows], (TAGS_CSV,),
                          salt=f"{int(sample_rate)}\0{float(clip_seconds)!r}")
@@ -187,7 +188,7 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
     if not isinstance(cfg, AudioFolderConfig) or not cfg.tag_names:
-      raise ValueError("mirjax_audio_folder needs a config made from the folder: use "
+      raise DataError("mirjax_audio_folder needs a config made from the folder: use "
                        "mirjax.data.builders.audio_folder.make_builder(manual_dir, data_dir).")
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({

@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 
 from mirjax.data import parallel
 from mirjax.data.embedded import clips, corpus, render, tags
+from mirjax.errors import DataError
 
 NAME = "mirjax_embedded_music"
 SPLITS = ("train", "valid", "test")
@@ -127,4 +128,4 @@ def _check_tags(split: str, multi_hot: np.ndarray):
   pos = multi_hot.sum(axis=0)
   bad = [t for t, p in zip(tags.TAGS, pos) if p == 0 or p == len(multi_hot)]
   if bad:
-    raise ValueError(f"split {split!r}: tags without both positives and negatives: {bad}")
+    raise DataError(f"split {split!r}: tags without both positives and negatives: {bad}")

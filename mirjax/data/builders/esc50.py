@@ -10,6 +10,7 @@ import csv
 import os
 
 from mirjax.data.builders import labelled_audio
+from mirjax.errors import DataError
 
 META = os.path.join("meta", "esc50.csv")
 LAYOUT = """\
@@ -54,7 +55,7 @@ def read_meta(folder):
 def make_builder(manual_dir, data_dir, fold: int = 1, sample_rate: int = 16000):
   """The builder of one ESC-50 folder with test fold `fold` (1-5) at one sample rate."""
   if fold not in (1, 2, 3, 4, 5):
-    raise ValueError(f"ESC-50 has folds 1-5; --config.data.fold={fold!r}")
+    raise DataError(f"ESC-50 has folds 1-5; --config.data.fold={fold!r}")
   names, rows = read_meta(manual_dir)
   valid = fold % 5 + 1
   split = lambda k: "test" if k == fold else ("valid" if k == valid else "train")

@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 
 from mirjax.data import audio_io, parallel
 from mirjax.data.builders import folder_digest, skip_warning
+from mirjax.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class LabelledAudio(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     if not isinstance(self.builder_config, LabelledAudioConfig):
-      raise ValueError("mirjax_labelled_audio needs a config made from a dataset folder: use "
+      raise DataError("mirjax_labelled_audio needs a config made from a dataset folder: use "
                        "mirjax.data.builders.labelled_audio.make_builder.")
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
@@ -131,11 +132,11 @@ def make_builder(dataset: str, root, items, class_names, data_dir, sample_rate: 
   reuses a stale build. Build it with `builder.download_and_prepare()`.
   """
   if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
-    raise ValueError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
+    raise DataError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
   items = tuple(items)
   bad = {it.split for it in items} - set(SPLITS)
   if bad:
-    raise ValueError(f"splits must be among {SPLITS}, got {sorted(bad)}")
+    raise DataError(f"splits must be among {SPLITS}, got {sorted(bad)}")
   root = os.fspath(root)
   digest = folder_digest(root, [it.path for it in items], index_files,
                          salt=f"{dataset}\0{int(sample_rate)}\0{len(items)}")

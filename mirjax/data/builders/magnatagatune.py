@@ -30,6 +30,7 @@ import tensorflow_datasets as tfds
 
 from mirjax.data import audio_io, parallel
 from mirjax.data.builders import folder_digest, skip_warning
+from mirjax.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def selected(clip: Clip, convention: str, seconds: float | None = None) -> bool:
     return clip.clip_id not in PONS_EXCLUDED
   if convention == "clean":
     return bool(clip.tags.any()) and (seconds is None or seconds >= CLEAN_MIN_SECONDS)
-  raise ValueError(f"unknown MagnaTagATune convention {convention!r}; choose from {CONVENTIONS}")
+  raise DataError(f"unknown MagnaTagATune convention {convention!r}; choose from {CONVENTIONS}")
 
 
 @dataclasses.dataclass(eq=False)
@@ -184,7 +185,7 @@ class MagnaTagATune(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
     if not isinstance(cfg, MagnaTagATuneConfig) or not cfg.tag_names:
-      raise ValueError("mirjax_magnatagatune needs a config made from the folder: use "
+      raise DataError("mirjax_magnatagatune needs a config made from the folder: use "
                        "mirjax.data.builders.magnatagatune.make_builder(manual_dir, data_dir).")
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
@@ -268,9 +269,9 @@ def make_builder(manual_dir, data_dir, convention: str = "clean", sample_rate: i
   both.
   """
   if convention not in CONVENTIONS:
-    raise ValueError(f"unknown MagnaTagATune convention {convention!r}; choose from {CONVENTIONS}")
+    raise DataError(f"unknown MagnaTagATune convention {convention!r}; choose from {CONVENTIONS}")
   if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
-    raise ValueError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
+    raise DataError(f"sample_rate must be a positive integer number of Hz, got {sample_rate!r}")
   names, clips = read_annotations(manual_dir, top_k)
   digest = folder_digest(manual_dir, [c.mp3_path for c in clips], (ANNOTATIONS, CLIP_INFO),
                          salt=f"{convention}\0{int(sample_rate)}\0{top_k}")

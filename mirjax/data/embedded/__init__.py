@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from mirjax.data import default_data_dir
+from mirjax.errors import DataError
 
 __all__ = ["Info", "LABELS", "load"]
 
@@ -93,7 +94,7 @@ def _label_fn(label: str, tag_names, piece_paths):
         return 0
       return 1 if int(np.sum(family @ ex["tags"] > 0)) == 1 else 2
     return texture
-  raise ValueError(f"unknown embedded label {label!r}; choose one of {sorted(LABELS)}")
+  raise DataError(f"unknown embedded label {label!r}; choose one of {sorted(LABELS)}")
 
 
 def load(config_name: str = "default", data_dir: str | None = None, label: str | None = None):
@@ -110,7 +111,7 @@ def load(config_name: str = "default", data_dir: str | None = None, label: str |
     `info` is an `Info`.
   """
   if label and label not in LABELS:
-    raise ValueError(f"unknown embedded label {label!r}; choose one of {sorted(LABELS)}")
+    raise DataError(f"unknown embedded label {label!r}; choose one of {sorted(LABELS)}")
   # pylint: disable-next=import-outside-toplevel
   from mirjax.data.builders.embedded_music import EmbeddedMusic, SPLITS
   builder = EmbeddedMusic(config=config_name, data_dir=data_dir or default_data_dir())

@@ -9,6 +9,8 @@ import pathlib
 
 import numpy as np
 
+from mirjax.errors import DataError
+
 # (composer folder, file suffix, keep every k-th file): Bach chorales and other
 # works, Monteverdi madrigals, trecento polyphony, a slice of Palestrina's masses.
 POOL_SPEC = (("bach", ".mxl", 1), ("monteverdi", ".mxl", 1), ("trecento", ".xml", 1),
@@ -58,7 +60,7 @@ def parse(rel_path: str) -> np.ndarray:
       rows += [(on, du, pitch, parts) for on, du, pitch in events]
       parts += 1
   if not MIN_PARTS <= parts <= MAX_PARTS or len(rows) < MIN_NOTES:
-    raise ValueError(f"{rel_path}: {parts} sounding parts, {len(rows)} notes")
+    raise DataError(f"{rel_path}: {parts} sounding parts, {len(rows)} notes")
   out = np.array(rows, np.float64)
   return out[np.lexsort((out[:, 2], out[:, 3], out[:, 0]))]
 

@@ -9,6 +9,8 @@ import pathlib
 
 import numpy as np
 
+from mirjax.errors import DataError
+
 SAMPLE_RATE = 16_000  # Hz
 DRUM_CHANNEL = 9      # GM channel 10, 0-based
 PEAK = 0.98           # largest |sample| after levelling, in full scale
@@ -90,7 +92,7 @@ def drum_events(pattern: str, beat_s: float, duration_s: float, velocity: int) -
     elif pattern == "cymbals":
       rows += [(t, 0.2, RIDE, velocity - 10), (t + beat_s / 2, 0.05, PEDAL_HAT, velocity - 25)]
     elif pattern != "none":
-      raise ValueError(f"unknown drum pattern {pattern!r}")
+      raise DataError(f"unknown drum pattern {pattern!r}")
   out = np.array([(t, d, p, DRUM_CHANNEL, max(1, v)) for t, d, p, v in rows if t < duration_s],
                  np.float64)
   return out.reshape(-1, 5)
@@ -103,7 +105,7 @@ def level(audio: np.ndarray, rms_dbfs: float) -> np.ndarray:
   """
   rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
   if rms < 1e-5:
-    raise ValueError("silent rendering")
+    raise DataError("silent rendering")
   out = audio * (10 ** (rms_dbfs / 20) / rms)
   peak = float(np.max(np.abs(out)))
   return (out * min(1.0, PEAK / peak)).astype(np.float32)

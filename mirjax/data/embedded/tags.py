@@ -6,6 +6,8 @@ tempo and loudness it was rendered at, and whether one part or several played.
 """
 import numpy as np
 
+from mirjax.errors import DataError
+
 # Instrument tag -> General MIDI program (0-based), as named in TimGM6mb.sf2.
 INSTRUMENTS: dict[str, int] = {
   "piano": 0,         # Acoustic Grand Piano
@@ -69,5 +71,5 @@ def multi_hot(instruments, drums: str, tempo: str, dynamics: str,
     on.add("solo")
   unknown = on - set(TAGS)
   if unknown:
-    raise ValueError(f"not tags: {sorted(unknown)}")
+    raise DataError(f"not tags: {sorted(unknown)}")
   return np.array([t in on for t in TAGS], np.uint8)
