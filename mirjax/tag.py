@@ -17,11 +17,14 @@ import sys
 from absl import app, flags, logging
 
 flags.DEFINE_string("workdir", None, "Workdir of a training run (python -m mirjax.main ...).")
-flags.DEFINE_integer("top_k", 5, "Tags printed per file, best first (0: all).")
+flags.DEFINE_integer("top_k", 5, "Tags printed per file, best first (0: all).", lower_bound=0)
 flags.DEFINE_enum("format", "text", ["text", "json", "csv"], "Output format on stdout.")
-flags.DEFINE_float("hop_seconds", None, "Seconds between window starts; default: half a window.")
-flags.DEFINE_integer("batch_windows", 16, "Windows scored per model call.")
+flags.DEFINE_float("hop_seconds", None, "Seconds between window starts (> 0); default: half a window.")
+flags.DEFINE_integer("batch_windows", 16, "Windows scored per model call (memory grows with it).",
+                     lower_bound=1)
 flags.mark_flags_as_required(["workdir"])
+flags.register_validator("hop_seconds", lambda v: v is None or v > 0,
+                         "--hop_seconds must be a positive number of seconds (or left out: half a window)")
 
 
 class Tagger:
@@ -34,17 +37,20 @@ class Tagger:
     self.model, self.step = system.model, int(self.state.step)
     self.sample_rate, self.window = meta["sample_rate"], system.crop
     self.labels = tuple(meta["tag_names"] or meta["class_names"])
-    self.branch = system.task.branches[0]
+    self.branches = system.task.predict_from  # the configured prediction (task.predict_from)
     self._score = jax.jit(functools.partial(steps.eval_step, model=system.model, task=system.task))
 
   def score_windows(self, windows):
-    """(n, window) float32 -> (n, n_labels) scores of the model's branch."""
+    """(n, window) float32 -> (n, n_labels) scores of the model's prediction: the mean of its
+    `task.predict_from` branches, as the run's own evaluation scores it."""
     import numpy as np
+    from mirjax.tasks.common import final_scores
     batch = {"audio": np.asarray(windows, np.float32)[:, None, :]}  # one chunk per window
-    return np.asarray(self._score(self.state, batch)[self.branch])
+    return final_scores(self._score(self.state, batch), self.branches)
 
   def score_file(self, path: str, hop: int, batch_windows: int):
-    """(mean scores (n_labels,), number of windows, seconds) of one whole file."""
+    """(mean scores (n_labels,), number of windows, seconds of audio) of one whole file; a
+    file shorter than a window is zero-padded to one (with a warning)."""
     import numpy as np
     from mirjax.data import audio_io
     total, count, pending, end = 0.0, 0, [], 0
@@ -55,14 +61,18 @@ class Tagger:
       pending.clear()
       return self.score_windows(batch)[:n].sum(axis=0)
 
-    for start, window in audio_io.stream_windows(path, self.sample_rate, self.window, hop):
+    for start, window, n_samples in audio_io.stream_windows(path, self.sample_rate, self.window, hop):
       pending.append(window)
-      end = max(end, start + self.window)
+      end = max(end, start + n_samples)
       count += 1
       if len(pending) == batch_windows:
         total = total + flush()
     if pending:
       total = total + flush()
+    if end < self.window:
+      logging.warning("%s is %.2f s long, shorter than the model's %.2f s window: it was "
+                      "zero-padded to one window, so its scores are less reliable", path,
+                      end / self.sample_rate, self.window / self.sample_rate)
     return total / count, count, end / self.sample_rate
 
 

@@ -97,7 +97,7 @@ def test_local_launcher_stops_the_job_when_a_process_fails(tmp_path, data_dir):
                       "--config.train.batch_size=7"],
                      cwd=ROOT, env=dict(_env(data_dir, devices=4), PYTHON=sys.executable),
                      capture_output=True, text=True, timeout=300)
-  assert p.returncode != 0 and "divisible" in p.stderr
+  assert p.returncode != 0 and "must be a positive multiple of the 8 devices" in p.stderr
 
 
 def test_unknown_config_field_is_a_clear_error(tmp_path, data_dir):

@@ -60,6 +60,8 @@ def test_tags_whole_files_and_goes_on_after_bad_ones(workdir, data_dir, files):
   # 4.3 s at 1 s windows, hop 0.5 s: starts 0, 0.5, ..., 3.0, then one window ending at 4.3 s.
   assert song["windows"] == 8 and song["seconds"] == pytest.approx(4.3, abs=1e-3)
   assert short["windows"] == 1  # shorter than a window: one zero-padded window
+  assert short["seconds"] == pytest.approx(0.5, abs=0.01)  # its own length, not the window's
+  assert "short.mp3 is 0.50 s long, shorter than the model's 1.00 s window" in p.stderr
   for r in out:
     scores = [t["score"] for t in r["tags"]]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
@@ -84,6 +86,28 @@ def test_csv_and_text_formats(workdir, data_dir, files):
   assert [r["rank"] for r in rows] == ["1", "2"] and rows[0]["file"] == files["song.wav"]
   p = _tag(workdir, data_dir, [files["song.wav"]])
   assert p.returncode == 0 and files["song.wav"] in p.stdout and "windows" in p.stdout
+
+
+@pytest.mark.parametrize("flag, says", [("--hop_seconds=-1", "--hop_seconds must be a positive"),
+                                        ("--hop_seconds=0", "--hop_seconds must be a positive"),
+                                        ("--batch_windows=0", "batch_windows"),
+                                        ("--top_k=-2", "top_k")])
+def test_bad_flags_are_refused_in_one_line(workdir, data_dir, files, flag, says):
+  p = _tag(workdir, data_dir, [flag, files["song.wav"]])
+  assert p.returncode != 0 and says in p.stderr and "Traceback" not in p.stderr
+  assert p.stdout == ""
+
+
+def test_scores_the_configured_prediction_not_the_first_branch():
+  """A multi-branch model is scored by the mean of its task.predict_from branches, as its
+  own evaluation scores it (the first branch alone was scored before)."""
+  from mirjax.tag import Tagger
+  tagger = object.__new__(Tagger)
+  tagger.state = None
+  tagger.branches = ("joint", "logmel")
+  outputs = {"cqt": np.full((2, 3), 0.9), "joint": np.full((2, 3), 0.2), "logmel": np.full((2, 3), 0.4)}
+  tagger._score = lambda state, batch: outputs
+  np.testing.assert_allclose(tagger.score_windows(np.zeros((2, 10))), np.full((2, 3), 0.3))
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path, data_dir, files):
@@ -111,7 +135,7 @@ def test_stream_windows_equal_the_resampled_file(tmp_path):
   sf.write(path, (0.1 * np.random.default_rng(2).standard_normal(22050 * 7 + 123)).astype(np.float32), 22050)
   ref = audio_io.load_audio(path, 16000)
   for window, hop, block in [(16000, 8000, 1.0), (16000, 16000, 0.37), (300000, 1000, 2.0)]:
-    for start, w in audio_io.stream_windows(path, 16000, window, hop, block_seconds=block):
+    for start, w, _ in audio_io.stream_windows(path, 16000, window, hop, block_seconds=block):
       want = np.pad(ref[start:start + window], (0, max(0, start + window - len(ref))))
       np.testing.assert_allclose(w, want, atol=1e-6)
 

@@ -137,7 +137,8 @@ def stream_windows(path, sample_rate: int, window: int, hop: int, block_seconds:
     block_seconds: seconds read from the file at a time.
 
   Yields:
-    (start_sample, float32 array (window,)).
+    (start_sample, float32 array (window,), samples of the file in it): the last count is
+    below `window` only for a file shorter than a window (the rest is zero padding).
 
   Raises:
     AudioReadError: the file is missing, empty, undecodable, or decodes to no samples (raised
@@ -169,7 +170,7 @@ def stream_windows(path, sample_rate: int, window: int, hop: int, block_seconds:
       total += len(mono)
       while next_start + window <= offset + len(buf):
         i = next_start - offset
-        yield next_start, buf[i:i + window].copy()
+        yield next_start, buf[i:i + window].copy(), window
         next_start += hop
       # Drop what no later window needs, but keep the last `window` samples for the tail.
       keep = max(0, min(next_start, total - window) - offset)
@@ -179,7 +180,7 @@ def stream_windows(path, sample_rate: int, window: int, hop: int, block_seconds:
     if next_start == 0 or next_start - hop + window < total:  # no window yet, or a tail left
       start = max(0, total - window)
       tail = buf[start - offset:]
-      yield start, np.pad(tail, (0, window - len(tail)))
+      yield start, np.pad(tail, (0, window - len(tail))), len(tail)
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
