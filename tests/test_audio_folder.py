@@ -158,7 +158,7 @@ def test_load_audio_reads_and_resamples(folder):
   both = audio_io.load_audio(folder / "a.wav", 22050, mono=False)
   assert both.shape == (2, 55125)
   np.testing.assert_allclose(np.abs(both).max(axis=1), [0.4, 0.2], rtol=1e-3)
-  assert audio_io.audio_info(folder / "sub" / "c.flac") == (22050, 66150, 1)
+  assert audio_io.audio_info(folder / "sub" / "c.flac") == (22050, 66150, 1, "")
 
 
 @pytest.mark.parametrize("name, message", [
@@ -228,3 +228,36 @@ def test_cut_clips_pads_a_half_clip_and_drops_less():
   assert clips.shape == (3, 10) and clips[2, 4] == 25 and not clips[2, 5:].any()
   assert audio_folder.cut_clips(x[:24], 10).shape == (2, 10)  # 4 < half: dropped
   assert audio_folder.cut_clips(x[:4], 10).shape == (0, 10)
+
+
+def test_truncated_and_untagged_files_are_used_and_named(tmp_path):
+  """A WAV cut short by a failed copy is used as far as it goes and an untagged row is an
+  all-negative example, and the build says both (it said neither before)."""
+  root = tmp_path / "cut"
+  root.mkdir()
+  sf.write(root / "whole.wav", tone(440, SR, 2.0), SR, subtype="PCM_16")
+  sf.write(root / "full.wav", tone(300, SR, 3.0), SR, subtype="PCM_16")
+  data = (root / "full.wav").read_bytes()
+  (root / "cut.wav").write_bytes(data[:44 + 2 * int(1.6 * SR)])  # header + 1.6 s of 3 s
+  (root / "quiet.wav").write_bytes((root / "whole.wav").read_bytes())
+  (root / "tags.csv").write_text("path,tags,split\nwhole.wav,a,train\ncut.wav,b,train\n"
+                                 "quiet.wav,,train\n")
+  assert "should be" in sf.info(root / "cut.wav").extra_info  # libsndfile saw the cut
+  assert audio_io.audio_info(root / "cut.wav").truncated.startswith("truncated: its header declares")
+  assert audio_io.audio_info(root / "whole.wav").truncated == ""
+  records, logger = Records(), logging.getLogger(audio_folder.__name__)
+  logger.addHandler(records)
+  try:
+    sources, info = folder_lib.load_folder(root, tmp_path / "tfds", sample_rate=SR,
+                                           clip_seconds=CLIP_SECONDS)
+  finally:
+    logger.removeHandler(records)
+  warning = "\n".join(records.messages)
+  assert list(info.truncated_files) == ["cut.wav"] and "1.60 s of it are used" in info.truncated_files["cut.wav"]
+  assert info.untagged_files == ("quiet.wav",)
+  assert "1 truncated file(s)" in warning and "cut.wav" in warning
+  assert "1 file(s) have no tag" in warning and "quiet.wav" in warning
+  # used: whole 2 clips, cut 1.6 s -> 2 clips (the second half-padded), quiet 2 clips
+  assert info.num_examples == {"train": 6}
+  quiet = [ex for ex in examples(sources["train"]) if info.files[int(ex["file_index"])] == "quiet.wav"]
+  assert len(quiet) == 2 and all(ex["tags"].sum() == 0 for ex in quiet)

@@ -116,3 +116,22 @@ def test_workdir_of_incompatible_config_is_refused_untouched(data_dir, reference
   assert p.returncode != 0
   assert "incompatible config" in p.stderr and "model.frontend.name" in p.stderr
   assert snapshot() == before
+
+
+def test_a_dataset_without_held_out_examples_says_so(tmp_path, data_dir):
+  """A folder whose files all go to training trains, and warns that nothing will be measured
+  (it reported no metric without a word before)."""
+  import soundfile as sf
+  root = tmp_path / "only_train"
+  root.mkdir()
+  rng = np.random.default_rng(0)
+  rows = ["path,tags,split"]
+  for i in range(4):
+    sf.write(root / f"f{i}.wav", (0.1 * rng.standard_normal(16000 * 2)).astype(np.float32), 16000)
+    rows.append(f"f{i}.wav,{'ab'[i % 2]},train")
+  (root / "tags.csv").write_text("\n".join(rows) + "\n")
+  p = _run(str(tmp_path / "w"), data_dir, extra=["--config.data.name=folder", f"--config.data.manual_dir={root}",
+                                                 "--config.data.clip_seconds=1.0"])
+  assert "has no validation or test examples" in p.stderr
+  results = json.load(open(tmp_path / "w" / "results.json"))
+  assert not any(k.startswith(("valid/", "test/")) for k in results)

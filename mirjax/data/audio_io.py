@@ -5,6 +5,7 @@ with it and what to do, so a dataset build can skip and count bad files instead 
 crashing half-way.
 """
 import os
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -28,10 +29,14 @@ class AudioInfo(NamedTuple):
     sample_rate: samples per second per channel, in Hz.
     frames: samples per channel.
     channels: number of channels.
+    truncated: "" for a whole file; else what shows it was cut short (its header declares
+      more audio than the file holds: a failed copy or download). `frames` is then what
+      the file really holds.
   """
   sample_rate: int
   frames: int
   channels: int
+  truncated: str = ""
 
   @property
   def seconds(self) -> float:
@@ -81,7 +86,20 @@ def audio_info(path) -> AudioInfo:
   if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
     raise AudioReadError(f"audio file has no samples: {path!r} (header: {info.frames} frames, "
                          f"{info.samplerate} Hz, {info.channels} channels). Replace or remove it.")
-  return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+  return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels),
+                   truncation(info.extra_info))
+
+
+def truncation(header_log: str) -> str:
+  """What libsndfile's header log (`soundfile.info(path).extra_info`) says of a file cut
+  short, or "": a WAV or AIFF whose data chunk declares more bytes than the file holds logs
+  e.g. "data : 128000 (should be 63978)"."""
+  for line in header_log.splitlines():
+    m = re.match(r"\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", line)
+    if m and int(m.group(3)) < int(m.group(2)):
+      return (f"truncated: its header declares {int(m.group(2))} bytes of audio, the file holds "
+              f"{int(m.group(3))}")
+  return ""
 
 
 def load_audio(path, sample_rate: int, mono: bool = True) -> np.ndarray:

@@ -49,6 +49,8 @@ class Info:
     skipped_files: their paths (relative to the folder), sorted.
     skip_reasons: path -> the error that made it skipped.
     too_short_files: readable files shorter than half a clip (they gave no clip).
+    truncated_files: path -> why: files cut short (used as far as they go).
+    untagged_files: files tags.csv gives no tag (examples negative for every tag).
     files: every path of tags.csv in order; an example's `file_index` indexes it.
   """
   name: str
@@ -61,6 +63,8 @@ class Info:
   skip_reasons: dict[str, str]
   too_short_files: tuple[str, ...]
   files: tuple[str, ...]
+  truncated_files: dict = dataclasses.field(default_factory=dict)
+  untagged_files: tuple[str, ...] = ()
 
 
 def load_folder(manual_dir, data_dir=None, sample_rate: int = 16000, clip_seconds: float = 10.0):
@@ -95,5 +99,7 @@ def load_folder(manual_dir, data_dir=None, sample_rate: int = 16000, clip_second
       clip_samples=int(meta["clip_samples"]),
       num_examples={s: int(builder.info.splits[s].num_examples) for s in splits},
       skipped=int(meta["skipped"]), skipped_files=tuple(sorted(skipped)), skip_reasons=skipped,
-      too_short_files=tuple(meta["too_short_files"]), files=tuple(meta["files"]))
+      too_short_files=tuple(meta["too_short_files"]), files=tuple(meta["files"]),
+      truncated_files=dict(meta.get("truncated_files", {})),
+      untagged_files=tuple(meta.get("untagged_files", ())))
   return sources, info

@@ -12,6 +12,7 @@ import time
 
 import jax
 import numpy as np
+from absl import logging
 from jax.experimental import multihost_utils
 
 from mirjax import checkpoint, metrics, models, optim, sharding, steps, validate, workdir as workdir_lib
@@ -135,6 +136,11 @@ def _train_and_evaluate(config, workdir: str) -> dict:
   sources, info = pipeline.load(config.data)
   if "train" not in sources:
     raise ConfigError(f"the dataset {info.name} has no training examples")
+  if not any(s in sources for s in ("valid", "test")):
+    logging.warning("the dataset %s has no validation or test examples (every file of those "
+                    "splits was unreadable or too short, or none was assigned to them): this run "
+                    "trains but reports no held-out metric. Give files the split 'valid' or "
+                    "'test' (tags.csv's split column) to measure the model.", info.name)
   blend = config.optim.combine.name == "gradient_blending"
   sources = training_sources(config, sources)
   n_train = len(sources["train"])

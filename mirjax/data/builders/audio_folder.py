@@ -208,10 +208,13 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
       raise FolderError(f"{TAGS_CSV} in {folder!r} changed since this builder was made (or "
                         "belongs to another folder); call make_builder again.")
     self._skipped, self._too_short, self._rows = {}, [], rows
+    self._truncated = {}
     per_split = {s: [] for s in SPLITS}
     for i, r in enumerate(rows):
       try:  # the header is enough to skip most bad files without decoding them
-        audio_io.audio_info(os.path.join(folder, r.path))
+        header = audio_io.audio_info(os.path.join(folder, r.path))
+        if header.truncated:  # kept (what it holds is audio), but said
+          self._truncated[r.path] = f"{header.truncated}; {header.seconds:.2f} s of it are used"
         per_split[r.split].append((i, r))
       except audio_io.AudioReadError as err:
         self._skipped[r.path] = str(err)
@@ -252,7 +255,7 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
   def _download_and_prepare(self, dl_manager, download_config=None):
     super()._download_and_prepare(dl_manager, download_config)
     self.info.metadata.update(self._report())
-    if self._skipped or self._too_short:
+    if self._skipped or self._too_short or self._truncated or self.info.metadata["untagged_files"]:
       logger.warning("%s", skip_report(self.info.metadata))
 
   def _report(self) -> dict:
@@ -261,7 +264,9 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
     return {"tag_names": list(cfg.tag_names), "sample_rate": cfg.sample_rate,
             "clip_samples": cfg.clip_samples, "files": [r.path for r in self._rows],
             "skipped": len(self._skipped), "skipped_files": dict(sorted(self._skipped.items())),
-            "too_short_files": sorted(self._too_short)}
+            "too_short_files": sorted(self._too_short),
+            "truncated_files": dict(sorted(self._truncated.items())),
+            "untagged_files": [r.path for r in self._rows if not r.tags]}
 
 
 def skip_report(metadata) -> str:
@@ -276,6 +281,18 @@ def skip_report(metadata) -> str:
     lines.append(f"mirjax_audio_folder: {len(short)} file(s) shorter than half a clip "
                  f"({metadata['clip_samples']} samples) gave no clip:")
     lines += [f"  {p}" for p in short]
+  truncated = metadata.get("truncated_files", {})
+  if truncated:
+    lines.append(f"mirjax_audio_folder: {len(truncated)} truncated file(s) were used as far as "
+                 "they go (re-copy them to use them whole):")
+    lines += [f"  {p}: {why}" for p, why in truncated.items()]
+  untagged = metadata.get("untagged_files", [])
+  if untagged:
+    lines.append(f"mirjax_audio_folder: {len(untagged)} file(s) have no tag in {TAGS_CSV}: they are "
+                 "examples of no tag (negatives for every tag); give them tags or remove their rows "
+                 "if that is not meant:")
+    lines += [f"  {p}" for p in untagged[:20]] + ([f"  ... and {len(untagged) - 20} more"]
+                                                  if len(untagged) > 20 else [])
   return "\n".join(lines)
 
 
