@@ -141,7 +141,7 @@ def melspectrogram(x, *, sr, n_fft=2048, hop_length=512, n_mels=128, fmin=0.0, f
                                 pad_mode, power)
     return _mel_project(spec, weights)
 
-  x = jnp.asarray(x, jnp.float32)
+  x = spectral.as_float(x)
   hop = (win_length or n_fft) // 4 if hop_length is None else hop_length
   return _in_cache_blocks(clip_mel, x, (x.shape[-1] // hop + 1) * (n_fft // 2 + 1))
 

@@ -14,6 +14,13 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
 
 
+def as_float(x):
+  """`x` as a jax array of its own floating precision (float32 unless 64-bit mode gives
+  float64 input), integers as float32: DSP keeps the precision it is given."""
+  x = jnp.asarray(x)
+  return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
+
+
 def _plain_rfft(x):
   return jnp.fft.rfft(x, axis=-1)
 
@@ -146,7 +153,7 @@ def get_window(window, win_length, n_fft=None):
 
 def _frames(x, n_fft, hop_length, win_length, window, center, pad_mode):
   """Windowed frames (..., n_frames, n_fft) as librosa's STFT sees them."""
-  x = jnp.asarray(x, jnp.float32)
+  x = as_float(x)
   win_length = n_fft if win_length is None else win_length
   hop_length = win_length // 4 if hop_length is None else hop_length
   if center:

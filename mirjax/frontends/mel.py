@@ -3,7 +3,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from mirjax.audio import mel as mel_lib
+from mirjax.audio import mel as mel_lib, spectral
 
 
 class LogMel(nn.Module):
@@ -37,7 +37,7 @@ class LogMel(nn.Module):
   def __call__(self, audio, train: bool = False):
     """(batch, time) float32 audio -> (batch, ceil(time / hop), n_mels) float32 dB."""
     del train  # nothing stochastic or learnable
-    audio = jnp.asarray(audio, jnp.float32)
+    audio = spectral.as_float(audio)
     time = audio.shape[-1]
     n_frames = -(-time // self.hop)
     # Zero-pad n_fft // 2 in front, then pad or crop the end so exactly n_frames fit.

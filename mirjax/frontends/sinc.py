@@ -145,7 +145,8 @@ def sinc_envelopes(audio, low_hz, band_hz, *, kernel_size, sample_rate, stride, 
   h_i, h_q = analytic_sinc_filterbank(low_hz, band_hz, kernel_size, sample_rate)
   kernel = jnp.concatenate([h_i, h_q], axis=0).T[:, None, :]  # (taps, 1, 2 * filters): WIO
   x = raw.pad_for_frames(audio[..., None], n_out, stride, kernel_size)
-  y = jax.lax.conv_general_dilated(x, kernel, (stride,), "VALID", dimension_numbers=raw.NWC)
+  y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (stride,), "VALID",
+                                   dimension_numbers=raw.NWC)  # the input's precision
   y_i, y_q = jnp.split(y, 2, axis=-1)
   return jnp.sqrt(y_i ** 2 + y_q ** 2 + 1e-12)  # analytic magnitude; 1e-12 keeps sqrt' finite
 
