@@ -111,9 +111,13 @@ def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: st
     out = {"audio": to_float(audio[start:start + crop])}
     return {**out, target: ex[target]} if target else out  # self-supervised: audio only
 
-  ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
-  ds = ds[jax.process_index()::jax.process_count()]
-  ds = ds.random_map(random_crop).batch(local_batch, drop_remainder=True)
+  stream = grain.MapDataset.source(source).seed(seed).shuffle().repeat().random_map(random_crop)
+  # Process p takes rows [p * local, (p + 1) * local) of every global batch: the global batch
+  # (examples, crops and order) is the one a single process would make.
+  n, p = jax.process_count(), jax.process_index()
+  rows = lambda j: (j // local_batch) * local_batch * n + p * local_batch + j % local_batch
+  ds = stream if n == 1 else grain.MapDataset.range(0, len(stream) // n).map(lambda j: stream[rows(j)])
+  ds = ds.batch(local_batch, drop_remainder=True)
   return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=4)))
 
 
