@@ -3,12 +3,16 @@
 A checkpoint holds the TrainState (restored onto the current mesh's shardings), the
 data iterator's state, the config that made it and what a model needs to be used on its
 own (the dataset's tag or class names and sample rate). A workdir whose checkpoint was
-made by an incompatible config is refused before anything is written. The JSON parts are
+made by an incompatible config is refused before anything is written. `load_trained_run`
+rebuilds a trained run from its workdir alone; `pretrained_encoder` grafts a pre-trained
+encoder into a probe. The JSON parts are
 strict JSON: a non-finite float in them is stored as null (`metrics.finite_or_none`).
 """
-from absl import logging
 import os
 import shutil
+from typing import Any, NamedTuple
+
+from absl import logging
 
 import jax
 import orbax.checkpoint as ocp
@@ -20,7 +24,9 @@ from mirjax.metrics import finite_or_none
 # (train.num_steps, or num_epochs) may not: the learning-rate schedule is built over it.
 RESUMABLE_CHANGES = ("train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "eval.", "mesh.", "data.data_dir",
-                     "data.manual_dir", "data.read_threads")
+                     "data.manual_dir", "data.read_threads",
+                     # where a probe's pre-trained encoder came from: its checkpoint holds the encoder
+                     "model.pretrained")
 
 
 class IncompatibleCheckpointError(MirjaxError, RuntimeError):
@@ -210,3 +216,109 @@ def abstract_with_shardings(abstract_tree, shardings):
   """ShapeDtypeStructs that carry the target shardings, for restoring onto a mesh."""
   return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                       abstract_tree, shardings)
+
+
+# Reading a trained run back: the System its stored config makes, its restored state.
+
+class TrainedRun(NamedTuple):
+  """What a workdir's checkpoint holds, rebuilt: its stored config, the `System` that config
+  makes (mirjax.system), the restored TrainState, the stored meta (`Info.to_meta`: dataset
+  name, tag or class names, rate) and the checkpoint's step."""
+  config: Any
+  system: Any
+  state: Any
+  meta: dict
+  step: int
+
+
+def load_trained_run(workdir: str, step: int | None = None, mesh=None, folder: str = "checkpoints") -> TrainedRun:
+  """The run in `workdir` at checkpoint `step` of WORKDIR/`folder` (default: the newest that
+  can be read; one deleted while it is read, by a run still training there, gives way to
+  the newest then). "best" as `folder` reads the step train.select_by kept. The state is
+  replicated over `mesh` (default: this process's first device). Reads only: a workdir
+  without checkpoints raises WorkdirError and creates nothing. Everything comes from the
+  checkpoint itself (a probe's encoder included): no other folder is read."""
+  import ml_collections
+  from mirjax import sharding, system as system_lib
+  from mirjax.data.info import Info
+  mesh = sharding.make_mesh(1) if mesh is None else mesh
+  ckpt = Checkpointer(workdir, read_only=True, folder=folder)
+
+  def read(s):
+    config = ml_collections.ConfigDict(ckpt.saved_config(s))
+    config.lock()
+    meta = ckpt.saved_meta(s)
+    system = system_lib.build_system(config, Info.from_meta(meta))
+    target = jax.tree.map(lambda _: sharding.replicated(mesh), system.abstract_state)
+    state = ckpt.restore_state(s, abstract_with_shardings(system.abstract_state, target))
+    return config, system, state, meta
+
+  try:
+    found = ckpt.newest_readable(read) if step is None else (step, read(step))
+  finally:
+    ckpt.close()
+  if found is None:
+    raise WorkdirError(
+        f"no checkpoint in {workdir!r}: train a model there first, e.g. "
+        f"python -m mirjax.main --config=configs/sincmodnet.py --workdir={workdir}")
+  s, (config, system, state, meta) = found
+  return TrainedRun(config, system, state, meta, s)
+
+
+def load_trained(workdir: str, step: int | None = None, mesh=None):
+  """A trained model from a workdir (`load_trained_run`), as (system, state, meta).
+
+  Raises:
+    WorkdirError: the workdir holds no checkpoint (nothing is created).
+  """
+  run = load_trained_run(workdir, step, mesh)
+  return run.system, run.state, run.meta
+
+
+def load_config(workdir: str):
+  """The config of the newest readable checkpoint in `workdir`, as a locked ConfigDict."""
+  import ml_collections
+  ckpt = Checkpointer(workdir, read_only=True)
+  try:
+    found = ckpt.newest_readable(ckpt.saved_config)
+  finally:
+    ckpt.close()
+  if found is None:
+    raise WorkdirError(f"no checkpoint in {workdir!r}")
+  config = ml_collections.ConfigDict(found[1])
+  config.lock()
+  return config
+
+
+def pretrained_encoder(config, workdir: str):
+  """(config, graft) of a probe or fine-tuning run (model.name "probe") about to train in
+  `workdir`: config.model.encoder made the pre-trained run's, and graft
+  ({collection: {"encoder": weights}}) for `system.build_system`.
+
+  A run whose `workdir` holds a checkpoint already takes the encoder's config from that
+  checkpoint and grafts nothing (its restored state holds the encoder): a probe resumes,
+  and loads, without the pre-training folder, which may have moved since. Any other run
+  reads model.pretrained (ConfigError when it is not a self-supervised pre-training run).
+  """
+  import copy
+  import ml_collections
+  import numpy as np
+  from mirjax.errors import ConfigError
+  config = copy.deepcopy(config)
+  own = os.path.join(workdir, "checkpoints")
+  if os.path.isdir(own) and any(name.isdigit() for name in os.listdir(own)):
+    saved, graft = ml_collections.ConfigDict(load_config(workdir).to_dict()), None
+  else:
+    run = load_trained_run(config.model.pretrained)
+    if run.system.model.__class__.__name__ != "SSLModel":
+      raise ConfigError(f"model.pretrained={config.model.pretrained!r} is not a self-supervised "
+                        "pre-training run (its model has no encoder with workers)")
+    saved = run.config
+    host = lambda t: jax.tree.map(np.asarray, t)
+    graft = {"params": {"encoder": host(run.state.params["encoder"])}}
+    for name, tree in run.state.model_state.items():
+      if "encoder" in tree:
+        graft[name] = {"encoder": host(tree["encoder"])}
+  with config.unlocked():
+    config.model.encoder = copy.deepcopy(saved.model.encoder)
+  return config, graft

@@ -43,9 +43,9 @@ def decomposition(workdir: str, audio):
   """
   import jax
   import numpy as np
-  from mirjax import system as system_lib
+  from mirjax import checkpoint
   from mirjax.errors import ConfigError
-  system, state, _ = system_lib.load_trained(workdir)
+  system, state, _ = checkpoint.load_trained(workdir)
   frontend = getattr(system.model, "frontend", None)
   if not hasattr(frontend, "decompose"):
     kind = type(frontend).__name__ if frontend is not None else type(system.model).__name__
@@ -107,12 +107,12 @@ def main(argv):
     raise app.UsageError("name one audio file: python -m mirjax.decompose --workdir=W FILE")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  from mirjax import system as system_lib
+  from mirjax import checkpoint
   from mirjax.data import audio_io
   from mirjax.errors import ConfigError, MirjaxError
   FLAGS, path = flags.FLAGS, files[0]
   try:
-    model_cfg = system_lib.load_config(FLAGS.workdir).model
+    model_cfg = checkpoint.load_config(FLAGS.workdir).model
     if "frontend" not in model_cfg:
       raise ConfigError(f"the run in {FLAGS.workdir!r} is a {model_cfg.name!r} model; use a ModNet "
                        "or SincModNet tagging run (configs/modnet.py, configs/sincmodnet.py)")

@@ -32,8 +32,8 @@ class Tagger:
 
   def __init__(self, workdir: str):
     import jax
-    from mirjax import steps, system as system_lib
-    system, self.state, meta = system_lib.load_trained(workdir)
+    from mirjax import checkpoint, steps
+    system, self.state, meta = checkpoint.load_trained(workdir)
     self.model, self.step = system.model, int(self.state.step)
     self.sample_rate, self.window = meta["sample_rate"], system.crop
     self.labels = tuple(meta["tag_names"] or meta["class_names"])

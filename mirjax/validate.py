@@ -33,6 +33,15 @@ def check(config, mesh=None):
   if crop is not None and not crop > 0:
     raise ConfigError(f"config.data.crop_seconds={crop!r}: training crops and evaluation chunks "
                       "need a positive length in seconds, e.g. --config.data.crop_seconds=3.0")
+  name = _get(config, "data.name")
+  if name is not None:
+    from mirjax.data.pipeline import DATASETS
+    if name not in DATASETS:
+      raise ConfigError(f"config.data.name={name!r} is not a dataset mirjax has; choose one of "
+                        f"{sorted(DATASETS)}")
+    if DATASETS[name].manual_dir is not None and not _get(config, "data.manual_dir"):
+      raise ConfigError(f"config.data.name={name!r} reads a local folder: pass "
+                        f"--config.data.manual_dir=DIR with {DATASETS[name].manual_dir}")
   holdout = _get(config, "data.holdout_fraction")
   if holdout is not None and not 0 <= holdout < 1:
     raise ConfigError(f"config.data.holdout_fraction={holdout!r} must be in [0, 1)")

@@ -76,11 +76,13 @@ def examples(source):
 
 def test_bad_files_are_skipped_counted_and_named(built):
   _, info, warning, _ = built
+  from mirjax.data.info import Info
+  assert type(info) is Info  # the one type every loader returns
   assert info.skipped == 3
-  assert info.skipped_files == ("corrupt.wav", "empty.wav", "missing.wav")
-  assert "not a decodable audio file" in info.skip_reasons["corrupt.wav"]
-  assert "empty" in info.skip_reasons["empty.wav"]
-  assert "not found" in info.skip_reasons["missing.wav"]
+  assert list(info.skipped_files) == ["corrupt.wav", "empty.wav", "missing.wav"]
+  assert "not a decodable audio file" in info.skipped_files["corrupt.wav"]
+  assert "empty" in info.skipped_files["empty.wav"]
+  assert "not found" in info.skipped_files["missing.wav"]
   assert info.too_short_files == ("short.wav",)
   assert "skipped 3" in warning
   for name in ("corrupt.wav", "empty.wav", "missing.wav", "short.wav"):

@@ -68,7 +68,9 @@ def test_config_checks_name_the_setting():
                             ("train.keep_checkpoints", 0, "keep_checkpoints"),
                             ("train.num_steps", 0, "needs >= 1 step"),
                             ("data.holdout_fraction", 1.0, "holdout_fraction"),
-                            ("train.batch_size", 12, "train.batch_size=12")):
+                            ("train.batch_size", 12, "train.batch_size=12"),
+                            ("data.name", "nonesuch", "not a dataset mirjax has; choose one of"),
+                            ("data.name", "gtzan", "manual_dir=DIR with GTZAN: genres/")):
     bad = c.copy_and_resolve_references()
     section, field = path.split(".")
     bad[section][field] = value

@@ -100,8 +100,8 @@ def test_two_processes_with_the_local_launcher(tmp_path, data_dir, reference):
   assert abs(results["test/roc_auc"] - want["test/roc_auc"]) < 0.01, (results["test/roc_auc"], want["test/roc_auc"])
   import jax
   import optax
-  from mirjax import system
-  got, ref = (system.load_trained(w, step=30)[1].params for w in (str(tmp_path), reference))
+  from mirjax import checkpoint
+  got, ref = (checkpoint.load_trained(w, step=30)[1].params for w in (str(tmp_path), reference))
   diff = optax.tree.norm(jax.tree.map(lambda a, b: np.asarray(a) - np.asarray(b), got, ref))
   assert diff < 1e-2 * optax.tree.norm(jax.tree.map(np.asarray, ref)), diff
 

@@ -267,6 +267,8 @@ def test_gtzan_builds_labels_splits_and_skips_the_corrupt_file(gtzan_folder, dat
   folder, written = gtzan_folder
   with caplog.at_level(logging.WARNING):
     sources, info = public.load_gtzan(folder, data_dir)
+  from mirjax.data.info import Info
+  assert type(info) is Info
   assert info.class_names == gtzan.GENRES and info.name == "gtzan/filtered"
   assert "not a decodable" in info.skipped_files["jazz/jazz.00054.wav"]
   assert "jazz/jazz.00054.wav" in caplog.text

@@ -13,7 +13,7 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from mirjax import config as config_lib, models, optim, system as system_lib
+from mirjax import checkpoint, config as config_lib, models, optim, system as system_lib
 from mirjax.data import pipeline
 from mirjax.jobs import train
 
@@ -133,7 +133,7 @@ def test_epochs_resolve_to_steps_of_the_training_split(tmp_path, data_dir, monke
   assert sorted(map(int, os.listdir(tmp_path / "checkpoints"))) == at[-2:]  # keep_checkpoints=2
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   assert [l["step"] for l in lines if l["split"] == "valid"] == at
-  saved = system_lib.load_config(str(tmp_path))  # what a resumed run and load_trained see
+  saved = checkpoint.load_config(str(tmp_path))  # what a resumed run and load_trained see
   assert saved.train.num_steps == want and saved.train.examples_per_epoch == n_train
 
 

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -143,6 +144,24 @@ def test_probe_keeps_and_finetuning_moves_the_pretrained_encoder(stage, pretrain
   same = [np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))]
   assert all(same) if stage == "probe" else not all(same)
   assert "test/accuracy" in json.load(open(tmp_path / "results.json"))
+
+
+def test_a_probe_checkpoint_is_self_contained(pretrained, data_dir, tmp_path):
+  """A probe loads, and its workdir runs again, after the pre-training folder is gone."""
+  from mirjax import checkpoint
+  moved = tmp_path / "pretrain"
+  shutil.copytree(pretrained, moved)
+  probe = tmp_path / "probe"
+  _main(probe, data_dir, "smoke,pase,probe,drums", f"--config.model.pretrained={moved}")
+  results = json.load(open(probe / "results.json"))
+  shutil.rmtree(moved)
+  run = checkpoint.load_trained_run(str(probe))
+  assert run.config.model.encoder.name == "pase" and run.step == 12
+  for a, b in zip(jax.tree.leaves(_encoder(pretrained, 12)), jax.tree.leaves(run.state.params["encoder"])):
+    np.testing.assert_array_equal(a, np.asarray(b))
+  _main(probe, data_dir, "smoke,pase,probe,drums", f"--config.model.pretrained={moved}")  # re-evaluates
+  again = json.load(open(probe / "results.json"))
+  assert again["test/accuracy"] == results["test/accuracy"] and again["steps"] == 12
 
 
 def test_probe_refuses_a_run_that_is_not_a_pretraining(data_dir, tmp_path):

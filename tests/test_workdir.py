@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from mirjax import checkpoint, config as config_lib, system as system_lib, workdir as workdir_lib
+from mirjax import checkpoint, config as config_lib, workdir as workdir_lib
 from mirjax.errors import MirjaxError, WorkdirError
 from mirjax.jobs import train
 
@@ -145,7 +145,7 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_an_older_one(tmp_path, da
   path = _largest_file(os.path.join(workdir, "checkpoints", "4", "state"))
   with open(path, "r+b") as f:
     f.truncate(os.path.getsize(path) // 2)
-  system, state, _ = system_lib.load_trained(workdir)  # a reader skips it, saying so
+  system, state, _ = checkpoint.load_trained(workdir)  # a reader skips it, saying so
   assert int(state.step) == 2
   assert any("checkpoint 4" in r.getMessage() and "using step 2" in r.getMessage() for r in caplog.records)
   os.remove(os.path.join(workdir, "results.json"))
@@ -153,7 +153,7 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_an_older_one(tmp_path, da
   assert results["steps"] == 4
   assert os.listdir(os.path.join(workdir, "unreadable_checkpoints")) == ["4"]
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
-  _, state, _ = system_lib.load_trained(workdir)
+  _, state, _ = checkpoint.load_trained(workdir)
   assert int(state.step) == 4
 
 
@@ -180,10 +180,15 @@ def test_a_changed_dataset_under_a_workdir_says_what_changed(tmp_path, data_dir,
   workdir = str(tmp_path)
   c = _smoke(data_dir, num_steps=2, checkpoint_every=1, eval_every=2)
   train.train_and_evaluate(c, workdir)
-  meta = system_lib.load_trained_run(workdir).meta
-  real = train.checkpoint_meta
-  monkeypatch.setattr(train, "checkpoint_meta", lambda info, task: dict(
-      real(info, task), tag_names=real(info, task)["tag_names"] + ["new_tag"]))
+  meta = checkpoint.load_trained_run(workdir).meta
+  real = train.pipeline.load
+
+  def load_with_a_new_tag(cfg):  # tags.csv gained a tag
+    import dataclasses
+    sources, info = real(cfg)
+    return sources, dataclasses.replace(info, tag_names=info.tag_names + ("new_tag",))
+
+  monkeypatch.setattr(train.pipeline, "load", load_with_a_new_tag)
   os.remove(os.path.join(workdir, "results.json"))
   with pytest.raises(checkpoint.IncompatibleCheckpointError,
                      match=r"(?s)other data.*tag_names: %d in the checkpoint, %d now: added \['new_tag'\]"
@@ -197,12 +202,12 @@ def test_a_changed_dataset_under_a_workdir_says_what_changed(tmp_path, data_dir,
 
 def test_readers_of_a_missing_workdir_create_nothing(tmp_path):
   typo = str(tmp_path / "typo")
-  for read in (system_lib.load_trained, system_lib.load_config):
+  for read in (checkpoint.load_trained, checkpoint.load_config):
     with pytest.raises(WorkdirError, match="no checkpoint"):
       read(typo)
   os.makedirs(typo)
   with pytest.raises(WorkdirError, match="no checkpoint"):
-    system_lib.load_trained(typo)
+    checkpoint.load_trained(typo)
   assert os.listdir(typo) == []
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   p = subprocess.run([sys.executable, "-m", "mirjax.tag", f"--workdir={tmp_path / 'other'}", "x.wav"],

@@ -4,7 +4,6 @@
 split) and reads the cache afterwards; see `mirjax.data.builders.audio_folder` for the
 folder layout and how bad files are skipped and counted. No TensorFlow is imported.
 """
-import dataclasses
 import os
 
 import numpy as np
@@ -12,6 +11,7 @@ import tensorflow_datasets as tfds
 
 from mirjax.data import default_data_dir
 from mirjax.data.builders import audio_folder
+from mirjax.data.info import Info
 
 
 class NumpySource:
@@ -35,38 +35,6 @@ class NumpySource:
     return f"NumpySource({self.source!r})"
 
 
-@dataclasses.dataclass(frozen=True)
-class Info:
-  """What a folder dataset holds.
-
-  Attributes:
-    name: what results call it, "folder/<builder config>" (the config names the folder's hash).
-    tag_names: the tag vocabulary, sorted; `tags[i]` of an example is tag_names[i].
-    sample_rate: audio rate in Hz.
-    clip_samples: samples per clip (`audio` is int16 of this length).
-    num_examples: clips per split; splits with no clip are absent.
-    skipped: number of unreadable files (missing, empty, undecodable, no samples).
-    skipped_files: their paths (relative to the folder), sorted.
-    skip_reasons: path -> the error that made it skipped.
-    too_short_files: readable files shorter than half a clip (they gave no clip).
-    truncated_files: path -> why: files cut short (used as far as they go).
-    untagged_files: files tags.csv gives no tag (examples negative for every tag).
-    files: every path of tags.csv in order; an example's `file_index` indexes it.
-  """
-  name: str
-  tag_names: tuple[str, ...]
-  sample_rate: int
-  clip_samples: int
-  num_examples: dict[str, int]
-  skipped: int
-  skipped_files: tuple[str, ...]
-  skip_reasons: dict[str, str]
-  too_short_files: tuple[str, ...]
-  files: tuple[str, ...]
-  truncated_files: dict = dataclasses.field(default_factory=dict)
-  untagged_files: tuple[str, ...] = ()
-
-
 def load_folder(manual_dir, data_dir=None, sample_rate: int = 16000, clip_seconds: float = 10.0):
   """Builds (first call) or reuses (later calls) the dataset of an audio folder.
 
@@ -79,7 +47,7 @@ def load_folder(manual_dir, data_dir=None, sample_rate: int = 16000, clip_second
 
   Returns:
     (sources, info): sources maps split name ('train', 'valid', 'test'; splits with no
-    clip are absent) to a `NumpySource`; info is an `Info`.
+    clip are absent) to a `NumpySource`; info is a `mirjax.data.info.Info`.
 
   Raises:
     audio_folder.FolderError: the folder or tags.csv is missing or malformed.
@@ -98,7 +66,7 @@ def load_folder(manual_dir, data_dir=None, sample_rate: int = 16000, clip_second
       sample_rate=int(meta["sample_rate"]),
       clip_samples=int(meta["clip_samples"]),
       num_examples={s: int(builder.info.splits[s].num_examples) for s in splits},
-      skipped=int(meta["skipped"]), skipped_files=tuple(sorted(skipped)), skip_reasons=skipped,
+      skipped=int(meta["skipped"]), skipped_files=dict(sorted(skipped.items())),
       too_short_files=tuple(meta["too_short_files"]), files=tuple(meta["files"]),
       truncated_files=dict(meta.get("truncated_files", {})),
       untagged_files=tuple(meta.get("untagged_files", ())))

@@ -7,6 +7,7 @@ Evaluation: every example once, in order, as `n_chunks` evenly spaced crops; the
 global batch is padded and masked.
 """
 import math
+from typing import Callable, NamedTuple
 
 import grain
 import jax
@@ -29,42 +30,80 @@ def load(cfg):
   return _load(cfg)
 
 
-DATASETS = {  # data.name -> what --config.data.manual_dir must hold
-    "embedded": None,
-    "folder": "your audio files + tags.csv",
-    "mtat": "the MagnaTagATune distribution: annotations_final.csv, clip_info_final.csv, 0/..f/",
-    "gtzan": "GTZAN: genres/<genre>/<genre>.NNNNN.wav",
-    "esc50": "ESC-50: meta/esc50.csv and audio/*.wav",
-    "nsynth": "NSynth: nsynth-{train,valid,test}/examples.json and audio/*.wav",
-    "audio": "any audio files, unlabelled (self-supervised pre-training)",
-}
+class Dataset(NamedTuple):
+  """A dataset mirjax can open by name (`config.data.name`)."""
+  load: Callable  # (cfg: config.data, data_dir: str | None) -> (sources, Info)
+  manual_dir: str | None  # what --config.data.manual_dir must hold; None: it reads no folder
+
+
+DATASETS: dict[str, Dataset] = {}  # data.name -> Dataset
+
+
+def register(name: str, manual_dir: str | None = None):
+  """Decorator adding a loader `fn(cfg, data_dir) -> (sources, info)` to DATASETS as `name`;
+  `manual_dir` says what the dataset's folder holds (the error for a missing folder shows it)."""
+  def add(fn):
+    if name in DATASETS:
+      raise ValueError(f"a dataset {name!r} is registered already")
+    DATASETS[name] = Dataset(fn, manual_dir)
+    return fn
+  return add
 
 
 def _load(cfg):
   if cfg.name not in DATASETS:
     raise DataError(f"unknown data.name {cfg.name!r}; mirjax has {sorted(DATASETS)}")
-  data_dir = cfg.data_dir or None
-  if cfg.name == "embedded":
-    from mirjax.data import embedded
-    return embedded.load(cfg.config, data_dir=data_dir, label=cfg.get("label") or None)
-  if not cfg.manual_dir:
+  dataset = DATASETS[cfg.name]
+  if dataset.manual_dir is not None and not cfg.manual_dir:
     raise DataError(f"data.name={cfg.name!r} reads a local folder: pass "
-                     f"--config.data.manual_dir=DIR with {DATASETS[cfg.name]}")
-  if cfg.name == "folder":
-    from mirjax.data import folder
-    return folder.load_folder(cfg.manual_dir, data_dir=data_dir, sample_rate=cfg.sample_rate,
-                              clip_seconds=cfg.clip_seconds)
+                    f"--config.data.manual_dir=DIR with {dataset.manual_dir}")
+  return dataset.load(cfg, cfg.data_dir or None)
+
+
+# The datasets mirjax has. Loaders import their builders when called: opening one dataset
+# imports no other.
+@register("embedded")
+def _embedded(cfg, data_dir):
+  from mirjax.data import embedded
+  return embedded.load(cfg.config, data_dir=data_dir, label=cfg.get("label") or None)
+
+
+@register("folder", "your audio files + tags.csv")
+def _folder(cfg, data_dir):
+  from mirjax.data import folder
+  return folder.load_folder(cfg.manual_dir, data_dir=data_dir, sample_rate=cfg.sample_rate,
+                            clip_seconds=cfg.clip_seconds)
+
+
+@register("mtat", "the MagnaTagATune distribution: annotations_final.csv, clip_info_final.csv, 0/..f/")
+def _mtat(cfg, data_dir):
   from mirjax.data import public
-  if cfg.name == "mtat":
-    return public.load_mtat(cfg.manual_dir, data_dir, convention=cfg.convention,
-                            sample_rate=cfg.sample_rate, top_k=cfg.top_k)
-  if cfg.name == "esc50":
-    return public.load_esc50(cfg.manual_dir, data_dir, fold=cfg.fold, sample_rate=cfg.sample_rate)
-  if cfg.name == "audio":
-    return public.load_unlabelled(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
-  if cfg.name == "nsynth":
-    return public.load_nsynth(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
+  return public.load_mtat(cfg.manual_dir, data_dir, convention=cfg.convention,
+                          sample_rate=cfg.sample_rate, top_k=cfg.top_k)
+
+
+@register("gtzan", "GTZAN: genres/<genre>/<genre>.NNNNN.wav")
+def _gtzan(cfg, data_dir):
+  from mirjax.data import public
   return public.load_gtzan(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
+
+
+@register("esc50", "ESC-50: meta/esc50.csv and audio/*.wav")
+def _esc50(cfg, data_dir):
+  from mirjax.data import public
+  return public.load_esc50(cfg.manual_dir, data_dir, fold=cfg.fold, sample_rate=cfg.sample_rate)
+
+
+@register("nsynth", "NSynth: nsynth-{train,valid,test}/examples.json and audio/*.wav")
+def _nsynth(cfg, data_dir):
+  from mirjax.data import public
+  return public.load_nsynth(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
+
+
+@register("audio", "any audio files, unlabelled (self-supervised pre-training)")
+def _audio(cfg, data_dir):
+  from mirjax.data import public
+  return public.load_unlabelled(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
 
 
 class Subset:

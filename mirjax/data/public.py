@@ -8,7 +8,6 @@
 Each call builds the TFDS dataset on first use (progress bars, bad files skipped and
 listed) and reads the cache afterwards. Nothing is downloaded and no TensorFlow is imported.
 """
-import dataclasses
 import os
 
 import tensorflow_datasets as tfds
@@ -16,28 +15,7 @@ import tensorflow_datasets as tfds
 from mirjax.data import default_data_dir
 from mirjax.data.builders import esc50, gtzan, magnatagatune, nsynth, unlabelled
 from mirjax.data.folder import NumpySource
-
-
-@dataclasses.dataclass(frozen=True)
-class Info:
-  """What a public dataset holds.
-
-  Attributes:
-    name: what results call it, with its convention, e.g. "mtat/clean" or "gtzan/filtered".
-    sample_rate: audio rate in Hz.
-    num_examples: examples per split.
-    tag_names: multi-label datasets: `tags[i]` of an example is tag_names[i] (else empty).
-    class_names: single-label datasets: `label` indexes class_names (else empty).
-    skipped: number of unreadable files left out.
-    skipped_files: path -> why it could not be read.
-  """
-  name: str
-  sample_rate: int
-  num_examples: dict[str, int]
-  tag_names: tuple[str, ...] = ()
-  class_names: tuple[str, ...] = ()
-  skipped: int = 0
-  skipped_files: dict[str, str] = dataclasses.field(default_factory=dict)
+from mirjax.data.info import Info
 
 
 def _prepare(builder, manual_dir):
@@ -62,7 +40,7 @@ def load_mtat(manual_dir, data_dir=None, convention: str = "clean", sample_rate:
   Returns:
     (sources, info): sources maps "train"/"valid"/"test" to random-access sources of
     {"audio": int16 (samples,), "tags": uint8 (top_k,), "clip_id", "mp3_path", ...};
-    info is an `Info` with `tag_names`.
+    info is a `mirjax.data.info.Info` with `tag_names`.
   """
   builder = magnatagatune.make_builder(manual_dir, data_dir or default_data_dir(), convention,
                                        sample_rate, top_k)
@@ -89,7 +67,7 @@ def load_gtzan(manual_dir, data_dir=None, sample_rate: int = 16000):
 
   Returns:
     (sources, info): sources map "train"/"valid"/"test" to random-access sources of
-    {"audio": int16 (samples,), "label": int32, "path": bytes}; info is an `Info` with
+    {"audio": int16 (samples,), "label": int32, "path": bytes}; info is a `mirjax.data.info.Info` with
     `class_names` (the ten genres).
   """
   return _load_labelled(gtzan.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))

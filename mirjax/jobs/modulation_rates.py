@@ -23,7 +23,8 @@ import numpy as np
 from mirjax import metrics, sharding, steps
 from mirjax.data import pipeline
 from mirjax.jobs import compare, train
-from mirjax.system import build_system, load_config, load_trained_run
+from mirjax.checkpoint import load_config, load_trained_run
+from mirjax.system import build_system
 from mirjax.errors import ConfigError
 
 

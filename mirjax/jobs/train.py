@@ -17,7 +17,7 @@ from jax.experimental import multihost_utils
 
 from mirjax import checkpoint, metrics, models, optim, sharding, steps, validate, workdir as workdir_lib
 from mirjax.data import pipeline
-from mirjax.system import build_system, check_sample_rate, checkpoint_meta, resolve_epochs
+from mirjax.system import build_system, check_sample_rate, resolve_epochs
 from mirjax.errors import ConfigError
 
 
@@ -145,7 +145,10 @@ def _train_and_evaluate(config, workdir: str) -> dict:
   sources = training_sources(config, sources)
   n_train = len(sources["train"])
   config = resolve_epochs(config, n_train)  # epochs -> steps, before the schedule is built
-  system = build_system(config, info)
+  graft = None
+  if config.model.name == "probe" and config.model.pretrained:  # the encoder, config and weights
+    config, graft = checkpoint.pretrained_encoder(config, workdir)
+  system = build_system(config, info, graft)
   model, task, tx, crop = system.model, system.task, system.tx, system.crop
   select_by = config.train.select_by
   if select_by and "valid" not in sources:
@@ -160,7 +163,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
   state_shardings = jax.tree.map(lambda _: sharding.replicated(mesh), system.abstract_state)
   batch_sharding = sharding.batch_sharding(mesh)
 
-  config_dict, meta = config.to_dict(), checkpoint_meta(info, task)
+  config_dict, meta = config.to_dict(), info.to_meta(task)
   train_iter = pipeline.train_iterator(sources["train"], local_batch=local_batch, crop=crop,
                                        seed=config.seed, target=task.target,
                                        read_threads=config.data.read_threads)

@@ -10,11 +10,10 @@ cache. Importing this package imports neither TFDS nor TensorFlow.
 Besides its tags, every clip has single-label classes derived from what was rendered
 (`load(..., label=...)` adds them as `label`): see `LABELS`.
 """
-import dataclasses
-
 import numpy as np
 
 from mirjax.data import default_data_dir
+from mirjax.data.info import Info
 from mirjax.errors import DataError
 
 __all__ = ["Info", "LABELS", "load"]
@@ -36,28 +35,6 @@ FAMILIES = {
     "wind_voice": ("flute", "choir"),
     "synth": ("synth",),
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Info:
-  """What a model needs to know about the dataset.
-
-  Attributes:
-    name: what results call it, "embedded/<config>".
-    tag_names: name of each position of the `tags` vector.
-    sample_rate: Hz of `audio` (16,000).
-    clip_samples: length of every `audio` array, in samples.
-    num_examples: clips per split ("train", "valid", "test").
-    skipped: pieces that failed to parse or render and were left out.
-    class_names: with a `label`, the names of its classes (else empty).
-  """
-  name: str
-  tag_names: tuple[str, ...]
-  sample_rate: int
-  clip_samples: int
-  num_examples: dict[str, int]
-  skipped: int
-  class_names: tuple[str, ...] = ()
 
 
 class LabelledSource:
@@ -108,7 +85,7 @@ def load(config_name: str = "default", data_dir: str | None = None, label: str |
   Returns:
     (sources, info): sources maps "train"/"valid"/"test" to a random-access source
     (`len(src)`, `src[i]` -> dict of numpy arrays `audio`, `tags`, `piece`[, `label`]), and
-    `info` is an `Info`.
+    `info` is a `mirjax.data.info.Info`.
   """
   if label and label not in LABELS:
     raise DataError(f"unknown embedded label {label!r}; choose one of {sorted(LABELS)}")
