@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -18,13 +17,14 @@ from optax.experimental import aggregating
 
 from mirjax import config as config_lib, models
 from mirjax.optim import weighting
+from mirjax.data.info import Info
 from mirjax.system import build_system
 from mirjax.tasks import reconstruction
 
 from helpers import assert_sharded_step_matches_single_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-INFO = types.SimpleNamespace(name="toy", sample_rate=16000, tag_names=("a", "b"), class_names=())
+INFO = Info(name="toy", sample_rate=16000, tag_names=("a", "b"))
 
 
 def _config(arg):

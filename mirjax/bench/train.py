@@ -9,7 +9,6 @@ PyTorch is installed it times a PyTorch port of the same model and step
 """
 import functools
 import time
-import types
 
 import jax
 import numpy as np
@@ -17,6 +16,7 @@ from absl import app, flags, logging
 
 from mirjax import config as config_lib, sharding, steps
 from mirjax.bench import common
+from mirjax.data.info import Info
 from mirjax.system import build_system
 
 flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
@@ -35,8 +35,7 @@ def _batch(n, seconds, seed=0):
 
 def time_mirjax(config, batch, n_steps):
   """(seconds per step, FLOPs per step) of the sharded, jitted flagship train step."""
-  info = types.SimpleNamespace(name="synthetic", sample_rate=16000,
-                               tag_names=tuple(f"tag{i}" for i in range(N_TAGS)))
+  info = Info(name="synthetic", sample_rate=16000, tag_names=tuple(f"tag{i}" for i in range(N_TAGS)))
   system = build_system(config, info)
   mesh = sharding.make_mesh(-1)
   rep = sharding.replicated(mesh)
