@@ -2,6 +2,7 @@
 import jax
 import numpy as np
 import optax
+import pytest
 
 from mirjax import sharding, steps
 
@@ -28,3 +29,73 @@ def assert_sharded_step_matches_single_device(system, tx, batch, n_steps=2, **st
   moved = optax.tree.norm(jax.tree.map(np.subtract, p1, p0))
   assert moved > 0
   assert optax.tree.norm(jax.tree.map(np.subtract, p8, p1)) < 0.02 * moved
+
+
+def rescore_with_sklearn(workdir, data_dir, split="test"):
+  """The metrics a finished run in `workdir` reported for `split`, recomputed outside its
+  evaluation path: the checkpoint the run tested (WORKDIR/best when it selected a step, else
+  its last step) restored on one device, every example of `split` read on its own and
+  scored as `eval.n_chunks` evenly spaced crops (probabilities averaged over crops and over
+  the prediction's branches), and the metrics taken by scikit-learn. Returns
+  {"roc_auc", "pr_auc", "per_tag_roc_auc"} for tagging (macro over the tags with both
+  classes), {"accuracy", "balanced_accuracy"} for classification."""
+  import json
+  import os
+
+  import ml_collections
+  from sklearn import metrics as skm
+
+  from mirjax import checkpoint
+  from mirjax.data import pipeline
+  from mirjax.system import build_system, info_from_meta
+
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  step = results["selected_step"]
+  ckpt = checkpoint.Checkpointer(workdir, read_only=True,
+                                 folder="checkpoints" if results["selected_by"] == "last step" else "best")
+  try:
+    config = ml_collections.ConfigDict(ckpt.saved_config(step))
+    meta = ckpt.saved_meta(step)
+    system = build_system(config, info_from_meta(meta))
+    mesh = sharding.make_mesh(1)
+    placed = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding.replicated(mesh)),
+                          system.abstract_state)
+    state = ckpt.restore_state(step, placed)
+  finally:
+    ckpt.close()
+  config.data.data_dir = data_dir
+  sources, _ = pipeline.load(config.data)
+  task, crop, n_chunks = system.task, system.crop, config.eval.n_chunks
+  score = jax.jit(lambda s, a: steps.eval_step(s, {"audio": a}, model=system.model, task=task))
+  probs, labels = [], []
+  for i in range(len(sources[split])):
+    ex = sources[split][i]
+    audio = np.asarray(ex["audio"], np.float32) / (32768.0 if ex["audio"].dtype == np.int16 else 1.0)
+    audio = np.concatenate([audio, np.zeros(max(crop - len(audio), 0), np.float32)])
+    starts = np.round(np.linspace(0, len(audio) - crop, n_chunks)).astype(int)
+    out = score(state, np.stack([audio[s:s + crop] for s in starts])[None])
+    probs.append(np.mean([np.asarray(out[b][0]) for b in task.predict_from], axis=0))
+    labels.append(np.asarray(ex[task.target]))
+  probs, labels = np.array(probs, np.float64), np.array(labels)
+  if task.target == "label":
+    predicted = probs.argmax(axis=1)
+    return {"accuracy": skm.accuracy_score(labels, predicted),
+            "balanced_accuracy": skm.balanced_accuracy_score(labels, predicted)}
+  both = [j for j in range(labels.shape[1]) if 0 < labels[:, j].sum() < len(labels)]
+  assert both, "no tag has both classes in this split: nothing to compare"
+  roc = {task.tag_names[j]: skm.roc_auc_score(labels[:, j], probs[:, j]) for j in both}
+  pr = [skm.average_precision_score(labels[:, j], probs[:, j]) for j in both]
+  return {"roc_auc": float(np.mean(list(roc.values()))), "pr_auc": float(np.mean(pr)),
+          "per_tag_roc_auc": roc}
+
+
+def assert_reported_metrics_match(results, rescored, split="test", abs_tol=1e-6):
+  """Every metric of `rescore_with_sklearn` equals the run's `results` of `split`; for
+  per-tag ROC-AUCs, on the tags scikit-learn scored (the others are NaN in results)."""
+  for key, want in rescored.items():
+    got = results[f"{split}/{key}"]
+    if isinstance(want, dict):
+      assert {t: got[t] for t in want} == {t: pytest.approx(v, abs=abs_tol) for t, v in want.items()}, key
+    else:
+      assert got == pytest.approx(want, abs=abs_tol), (key, got, want)

@@ -24,9 +24,11 @@ def test_info_matches_examples(smoke):
   sources, info = smoke
   assert info.sample_rate == 16_000
   assert info.clip_samples == 3 * 16_000
-  assert info.skipped >= 0
   assert {s: len(sources[s]) for s in SPLITS} == info.num_examples
-  assert 48 <= sum(info.num_examples.values()) <= 64
+  # 16 pieces drawn, 4 clips each: every piece not skipped is in the data with all its clips.
+  pieces = {int(sources[s][i]["piece"]) for s in SPLITS for i in range(len(sources[s]))}
+  assert info.skipped == 16 - len(pieces)
+  assert sum(info.num_examples.values()) == 4 * len(pieces)
   assert len(info.tag_names) == len(set(info.tag_names))
   for s in SPLITS:
     ex = sources[s][0]
@@ -119,6 +121,41 @@ def test_same_seed_gives_identical_bytes(smoke, second_build):
     for key in ("audio", "tags", "piece"):
       a, b = _all(sources[s], key), _all(again[s], key)
       assert a.tobytes() == b.tobytes(), (s, key)
+
+
+def test_pieces_that_fail_are_skipped_and_counted(tmp_path, monkeypatch):
+  """A smoke build where one drawn piece fails to parse and one training piece fails to
+  render (in this process: the pool is bypassed, so the planted failures reach the build)."""
+  from mirjax.data import parallel  # pylint: disable=import-outside-toplevel
+  from mirjax.data.embedded import clips, corpus  # pylint: disable=import-outside-toplevel
+  pool = corpus.piece_pool()
+  unparsable = pool[corpus.choose(len(pool), 16, 0)[3]]
+  parse, render, imap = corpus.parse, clips.render_piece, parallel.imap
+  unrendered = []
+
+  def planted_parse(rel_path):
+    if rel_path == unparsable:
+      raise ValueError("planted parse failure")
+    return parse(rel_path)
+
+  def planted_render(job):
+    if not unrendered:  # the first training piece
+      unrendered.append(job[1][0].piece)
+      return "planted render failure"
+    return render(job)
+
+  def in_process(fn, items, workers, desc, **kw):
+    del workers
+    return imap(planted_render if fn is render and "rendering train" in desc else fn, items, 1, desc, **kw)
+
+  monkeypatch.setattr(corpus, "parse", planted_parse)
+  monkeypatch.setattr(parallel, "imap", in_process)
+  sources, info = embedded.load("smoke", data_dir=str(tmp_path))
+  assert info.skipped == 2
+  pieces = {int(sources[s][i]["piece"]) for s in SPLITS for i in range(len(sources[s]))}
+  assert len(pieces) == 14 and unrendered[0] not in pieces
+  assert pool.index(unparsable) not in pieces
+  assert sum(info.num_examples.values()) == 4 * 14
 
 
 def test_bad_piece_is_described_not_raised(tmp_path):

@@ -62,10 +62,20 @@ def test_tags_whole_files_and_goes_on_after_bad_ones(workdir, data_dir, files):
   assert short["windows"] == 1  # shorter than a window: one zero-padded window
   assert short["seconds"] == pytest.approx(0.5, abs=0.01)  # its own length, not the window's
   assert "short.mp3 is 0.50 s long, shorter than the model's 1.00 s window" in p.stderr
+  # Each file's printed tags are the 3 best of its mean window scores (1 s windows every
+  # 0.5 s plus one ending at the end; the short file zero-padded to one window).
+  from mirjax.tag import Tagger
+  tagger = Tagger(workdir)
   for r in out:
     scores = [t["score"] for t in r["tags"]]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
-    assert all(0.0 <= s <= 1.0 for s in scores)
+    audio = audio_io.load_audio(r["file"], 16000)
+    audio = np.pad(audio, (0, max(0, 16000 - len(audio))))
+    starts = sorted(set(range(0, len(audio) - 16000 + 1, 8000)) | {len(audio) - 16000})
+    mean = tagger.score_windows(np.stack([audio[s:s + 16000] for s in starts])).mean(axis=0)
+    printed = [tagger.labels.index(t["tag"]) for t in r["tags"]]
+    np.testing.assert_allclose(scores, mean[printed], rtol=1e-5, atol=1e-6)
+    assert np.delete(mean, printed).max() <= min(scores) + 1e-6  # no tag left out scores higher
 
 
 def test_scores_are_the_mean_over_windows(workdir, files):

@@ -116,7 +116,9 @@ def test_sharded_step_equals_single_device(frontend):
 def test_branch_gradients_are_combined_by_the_optimizer():
   """With one branch, vmap-of-vjp + the 'sum' combiner equals jax.grad of the loss."""
   _, model, task, tx = _setup("logmel")
+  step = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx))
   state = init_state(jax.random.PRNGKey(1), model=model, tx=tx, example_audio=jnp.zeros((1, 4000)))
+  state, _ = step(state, _batch(8, seed=1))  # the warm-up starts at learning rate 0: step past it
   batch = _batch(8)
   rng = jax.random.fold_in(state.rng, state.step)
 
@@ -131,12 +133,16 @@ def test_branch_gradients_are_combined_by_the_optimizer():
     return tx.update(one_branch, state.opt_state, state.params, branch_losses=jnp.ones(1))[0]
 
   expected = expected_update(state)
-  new_state, metrics = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx))(state, batch)
+  new_state, metrics = step(state, batch)
   got = jax.tree.map(lambda a, b: a - b, new_state.params, state.params)
   want = jax.tree.map(lambda a, b: a - b, optax.apply_updates(state.params, expected), state.params)
+  assert float(optax.tree.norm(want)) > 0  # the step moved the parameters
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-  assert np.isfinite(metrics["loss"])
+  # the reported loss is the loss of the parameters the step started from, on this batch
+  want = float(jax.jit(loss)(state.params))
+  for key in ("loss", "loss/tagging"):
+    np.testing.assert_allclose(float(metrics[key]), want, rtol=1e-5, err_msg=key)
 
 
 def test_static_weights_scale_branch_gradients():

@@ -10,7 +10,6 @@ import sys
 import time
 
 import jax
-import numpy as np
 import pytest
 
 from mirjax import checkpoint, config as config_lib, workdir as workdir_lib
@@ -81,7 +80,9 @@ def test_a_resumed_run_keeps_its_length_and_a_rerun_keeps_the_training_figures(t
   c = _smoke(data_dir, num_steps=4, checkpoint_every=2, eval_every=4)
   first = train.train_and_evaluate(c, workdir)
   assert first["steps"] == 4 and first["train_segments"] == 1
-  assert np.isfinite(first["train_examples_per_s"]) and first["train_seconds"] > 0
+  # 4 steps, the first (compilation) untimed: 3 timed steps of 8 examples
+  assert first["train_seconds"] > 0
+  assert first["train_examples_per_s"] == pytest.approx(3 * 8 / first["train_seconds"])
   before = open(os.path.join(workdir, "results.json")).read()
   for steps, message in ((2, "past this run's train.num_steps=2"), (6, "keeps its length")):
     with pytest.raises(checkpoint.IncompatibleCheckpointError, match=message):
@@ -125,7 +126,10 @@ def test_metrics_of_a_killed_segment_are_superseded_on_resume(tmp_path, data_dir
   assert [l["step"] for l in lines if l["split"] == "train"] == [1, 2, 3, 4, 5, 6]
   assert [l["step"] for l in lines if l["split"] == "valid"] == [3, 6]
   assert [l["step"] for l in lines if l["split"] == "test"] == [6]
-  assert results["train_segments"] == 2 and np.isfinite(results["train_examples_per_s"])
+  # timed: steps 2-3 of the first segment (its steps 4-6 died with checkpoint 6) and 5-6 of
+  # the second (each segment's first step compiles): 4 steps of 8 examples
+  assert results["train_segments"] == 2
+  assert results["train_examples_per_s"] == pytest.approx(4 * 8 / results["train_seconds"])
   tb = os.path.join(workdir, "tensorboard")
   files = sorted(os.listdir(tb), key=lambda f: os.path.getmtime(os.path.join(tb, f)))
   assert len(files) == 2

@@ -45,9 +45,11 @@ WORKERS = {
 }
 
 
-def target(name: str, audio, sr: int, frames: int, stride: int):
+def target(name: str, audio, sr: int, frames: int, stride: int, mask=None):
   """Worker `name`'s target for `audio` (B, t) at `frames` frames of `stride` samples:
-  (B, frames, dim), standardised over batch and frames per dimension."""
+  (B, frames, dim), standardised over batch and frames per dimension; with a `mask` (B,)
+  over the examples where it is true only, so that the padding of an evaluation batch
+  does not change the targets (and losses) of the real examples."""
   if stride % HOP:
     raise ValueError(f"encoder stride {stride} must be a multiple of {HOP}")
   b, t = audio.shape
@@ -59,8 +61,15 @@ def target(name: str, audio, sr: int, frames: int, stride: int):
     y = WORKERS[name][1](audio, sr)  # (B, 1 + t // HOP, dim)
     factor = stride // HOP
     y = y[:, :frames * factor].reshape(b, frames, factor, -1).mean(2)
-  mean = jnp.mean(y, axis=(0, 1), keepdims=True)
-  std = jnp.std(y, axis=(0, 1), keepdims=True)
+  if mask is None:
+    mean = jnp.mean(y, axis=(0, 1), keepdims=True)
+    std = jnp.std(y, axis=(0, 1), keepdims=True)
+  else:
+    real = jnp.broadcast_to(mask.astype(bool)[:, None, None], y.shape)
+    count = jnp.maximum(jnp.sum(real[..., :1]), 1).astype(y.dtype)
+    mean = jnp.sum(jnp.where(real, y, 0.0), axis=(0, 1), keepdims=True) / count
+    var = jnp.sum(jnp.where(real, jnp.square(y - mean), 0.0), axis=(0, 1), keepdims=True) / count
+    std = jnp.sqrt(var)
   return jax.lax.stop_gradient((y - mean) / (std + 1e-3))
 
 
@@ -83,11 +92,11 @@ class Reconstruction:
 
   def losses(self, outputs, batch):
     """{worker: mean squared error of its standardised target} (examples where an optional
-    batch["mask"] is false are left out)."""
+    batch["mask"] is false are left out, of the loss and of the targets' standardisation)."""
     out = {}
     for w in self.branches:
       pred = outputs[w]
-      y = target(w, batch["audio"], self.sample_rate, pred.shape[1], self.stride)
+      y = target(w, batch["audio"], self.sample_rate, pred.shape[1], self.stride, batch.get("mask"))
       out[w] = masked_mean(jnp.mean(jnp.square(pred - y), axis=(1, 2)), batch.get("mask"))
     return out
 
