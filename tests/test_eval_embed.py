@@ -56,8 +56,10 @@ def trained(tmp_path_factory, data_dir):
 
 @pytest.fixture(scope="module")
 def trained_best(tmp_path_factory, data_dir):
-  """The same run, tested at its best validation ROC-AUC (step 6 or 12, kept in best/)."""
-  return _train(tmp_path_factory, data_dir, "trained_best", select_by="roc_auc")
+  """The same run, tested at its best validation step, kept in best/: selected by a metric
+  that is 0 at both validations (6 and 12), and ties keep the earlier step, so the step
+  tested (6) is not the last."""
+  return _train(tmp_path_factory, data_dir, "trained_best", select_by="tags_without_both_classes")
 
 
 def _job(config_file, trained_dir, **fields):
@@ -106,10 +108,12 @@ def test_eval_of_the_last_step_reproduces_training_test(trained, tmp_path):
 
 def test_eval_of_best_matches_the_selected_step(trained_best, tmp_path):
   workdir, results = trained_best
-  assert results["selected_by"] == "roc_auc"
-  out = evaluate.evaluate_trained(_job("configs/eval.py", workdir, step="best"), str(tmp_path))
-  assert out["step"] == results["selected_step"] and out["checkpoint"] == "best"
+  assert results["selected_step"] == 6 and results["steps"] == 12
+  out = evaluate.evaluate_trained(_job("configs/eval.py", workdir, step="best"), str(tmp_path / "a"))
+  assert out["step"] == 6 and out["checkpoint"] == "best"
   _assert_same_metrics(out["metrics"]["test"], results, "test")
+  last = evaluate.evaluate_trained(_job("configs/eval.py", workdir), str(tmp_path / "b"))
+  assert last["step"] == 12 and last["metrics"]["test"]["roc_auc"] != out["metrics"]["test"]["roc_auc"]
 
 
 def test_eval_reads_other_splits_and_steps_and_leaves_the_trained_workdir_alone(trained, tmp_path):
