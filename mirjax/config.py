@@ -316,3 +316,37 @@ def modulation_rates(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.analysis.rates = (0.0, 16.0, 8.0, 4.0, 2.0, 1.0, 0.5)  # x bandwidth; 0 keeps every frame
   c.analysis.split = "test"  # the split scored
   return c
+
+
+# Data fields a job that reuses a trained run may change: which dataset and how it is read.
+# Not data.crop_seconds (the model's chunk length), nor holdout_fraction / train_subset
+# (these jobs read each split whole).
+REUSED_DATA_FIELDS = ("name", "config", "label", "data_dir", "manual_dir", "sample_rate",
+                      "clip_seconds", "convention", "top_k", "fold", "read_threads")
+
+
+def trained_run_job(job: str) -> ml_collections.ConfigDict:
+  """The settings of a job that uses a trained workdir without training it: "eval"
+  (mirjax/jobs/evaluate.py, configs/eval.py) and "embed" (mirjax/jobs/embed.py,
+  configs/embed.py). Every `data` and `eval` field is unset (None) by default: the trained
+  run's own value (from the config saved in its checkpoint) is used, and a field set on
+  the command line replaces it, e.g. --config.data.name=folder --config.data.manual_dir=DIR."""
+  from ml_collections import config_dict
+  c = ml_collections.ConfigDict()
+  c.job = job
+  c.trained = ""  # workdir of the trained run (required); nothing is ever written there
+  # checkpoint scored: "last" (or "-1": the newest), "best" (the step train.select_by kept in
+  # TRAINED/best), or a step number such as "1200" (one still on disk)
+  c.step = "last"
+  # splits read, any of "train", "valid", "test", each whole (--config.splits=valid,test)
+  c.splits = ("test",)
+  c.data = ml_collections.ConfigDict()  # None: the trained run's value (`base` documents each)
+  defaults = base(ml_collections.ConfigDict()).data
+  for field in REUSED_DATA_FIELDS:
+    c.data[field] = config_dict.placeholder(type(defaults[field]))
+  c.eval = ml_collections.ConfigDict()  # None: the trained run's value
+  c.eval.batch_size = config_dict.placeholder(int)  # global batch of whole clips
+  c.eval.n_chunks = config_dict.placeholder(int)  # evenly spaced crops per clip, averaged
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.num_devices = -1  # data-parallel devices; -1: every device of every process
+  return c

@@ -152,6 +152,16 @@ def write_results(workdir: str, results: dict):
   print(format_table(results))
 
 
+def write_json(path: str, obj):
+  """Strict JSON `obj` (`dumps`, indented) to `path`; process 0 only. The text is made
+  before the file is opened, so a failure leaves no stub."""
+  if jax.process_index() != 0:
+    return
+  text = dumps(obj, indent=2)
+  with open(path, "w") as f:
+    f.write(text + "\n")
+
+
 def write_per_tag(path: str, roc_auc: dict, pr_auc: dict):
   """A CSV with one row per tag: tag, roc_auc, pr_auc (empty where undefined), in the
   dataset's tag order."""

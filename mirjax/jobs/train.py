@@ -37,6 +37,25 @@ def evaluate(state, source, *, eval_step, task, mesh, cfg, crop) -> dict:
   return task.evaluate(labels, scores)
 
 
+def evaluator(config, system, mesh):
+  """run_eval(state, source) -> the metrics a run reports for a split: `evaluate` with the
+  task's metrics, or for a label-free task its held-out losses (`measure_losses`). The
+  state is replicated over `mesh`; `config.eval` sets the batch and the chunks per clip.
+  Shared by training and by the jobs that score a trained run (jobs/evaluate.py), so both
+  report the same numbers."""
+  model, task, crop = system.model, system.task, system.crop
+  state_shardings = jax.tree.map(lambda _: sharding.replicated(mesh), system.abstract_state)
+  batch_sharding = sharding.batch_sharding(mesh)
+  if getattr(task, "label_free", False):  # self-supervised: held-out splits score by their losses
+    loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
+                        in_shardings=(state_shardings, batch_sharding))
+    return lambda state, source: task.summarize(measure_losses(
+        state, source, loss_step=loss_step, task=task, mesh=mesh, cfg=config, crop=crop))
+  eval_step = jax.jit(functools.partial(steps.eval_step, model=model, task=task),
+                      in_shardings=(state_shardings, batch_sharding), out_shardings=batch_sharding)
+  return functools.partial(evaluate, eval_step=eval_step, task=task, mesh=mesh, cfg=config, crop=crop)
+
+
 def measure_losses(state, source, *, loss_step, task, mesh, cfg, crop) -> np.ndarray:
   """Per-branch mean losses (K,) of `state` on `source` (one centred crop per example)."""
   total, count = 0.0, 0.0
@@ -195,15 +214,8 @@ def _train_and_evaluate(config, workdir: str) -> dict:
                                          branch_leaves=optim.combine.branch_leaves(config.optim.combine)),
                        in_shardings=(state_shardings, batch_sharding),
                        out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
-  eval_step = jax.jit(functools.partial(steps.eval_step, model=model, task=task),
-                      in_shardings=(state_shardings, batch_sharding), out_shardings=batch_sharding)
-  run_eval = functools.partial(evaluate, eval_step=eval_step, task=task, mesh=mesh, cfg=config, crop=crop)
+  run_eval = evaluator(config, system, mesh)
   held_out = [s for s in ("valid", "test") if s in sources]
-  if getattr(task, "label_free", False):  # self-supervised: held-out splits score by their losses
-    loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
-                        in_shardings=(state_shardings, batch_sharding))
-    run_eval = lambda state, source: task.summarize(measure_losses(
-        state, source, loss_step=loss_step, task=task, mesh=mesh, cfg=config, crop=crop))
   if blend:
     loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
                         in_shardings=(state_shardings, batch_sharding))

@@ -97,7 +97,9 @@ class ShortChunkCNN(nn.Module):
   dropout : float, dropout rate before the output layer (default 0.5)
   bn_momentum : float, BatchNorm running-average momentum (default 0.99)
 
-  ``__call__(x, train)`` returns logits (batch, n_outputs), or the embedding. BatchNorm
+  ``__call__(x, train)`` returns logits (batch, n_outputs), or the embedding, which it also
+  sows as "embedding" into the "intermediates" collection (kept only when that collection
+  is mutable, e.g. with ``capture_intermediates``). BatchNorm
   statistics live in the ``batch_stats`` collection (running averages used when ``train``
   is False); dropout draws from the ``dropout`` rng in train mode.
   """
@@ -122,6 +124,7 @@ class ShortChunkCNN(nn.Module):
     x = global_max_pool(x)
     x = nn.Dense(self.dense, use_bias=False, name="dense")(x)
     x = nn.relu(norm(name="dense_bn")(x))
+    self.sow("intermediates", "embedding", x)  # the "embed" job's layer "backend/embedding"
     if self.n_outputs is None:
       return x
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
