@@ -47,23 +47,14 @@ def rescore_with_sklearn(workdir, data_dir, split="test"):
 
   from mirjax import checkpoint
   from mirjax.data import pipeline
-  from mirjax.system import build_system, info_from_meta
 
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
   step = results["selected_step"]
-  ckpt = checkpoint.Checkpointer(workdir, read_only=True,
-                                 folder="checkpoints" if results["selected_by"] == "last step" else "best")
-  try:
-    config = ml_collections.ConfigDict(ckpt.saved_config(step))
-    meta = ckpt.saved_meta(step)
-    system = build_system(config, info_from_meta(meta))
-    mesh = sharding.make_mesh(1)
-    placed = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding.replicated(mesh)),
-                          system.abstract_state)
-    state = ckpt.restore_state(step, placed)
-  finally:
-    ckpt.close()
+  run = checkpoint.load_trained_run(
+      workdir, step, sharding.make_mesh(1),
+      folder="checkpoints" if results["selected_by"] == "last step" else "best")
+  config, system, state = ml_collections.ConfigDict(run.config.to_dict()), run.system, run.state
   config.data.data_dir = data_dir
   sources, _ = pipeline.load(config.data)
   task, crop, n_chunks = system.task, system.crop, config.eval.n_chunks

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from mirjax import system as system_lib
+from mirjax import checkpoint
 from mirjax.data import pipeline
 from mirjax.errors import ConfigError, WorkdirError
 from mirjax.jobs import embed, evaluate, train
@@ -179,7 +179,7 @@ def test_eval_end_to_end_and_a_bad_trained_path_in_one_line(trained, data_dir, t
 
 def _example_chunks(workdir, split, i):
   """The `eval.n_chunks` crops evaluation reads of example `i` of `split`, and the run."""
-  run = system_lib.load_trained_run(workdir)
+  run = checkpoint.load_trained_run(workdir)
   sources, _ = pipeline.load(run.config.data)
   audio = pipeline.fit_length(sources[split][i]["audio"], run.system.crop)
   starts = pipeline.chunk_starts(len(audio), run.system.crop, run.config.eval.n_chunks)

@@ -130,7 +130,7 @@ def test_pretraining_reports_held_out_worker_losses_and_weights(pretrained, data
   # computed on one device in one batch of every test clip.
   from mirjax import steps
   from mirjax.data import pipeline
-  from mirjax.system import load_trained_run
+  from mirjax.checkpoint import load_trained_run
   assert results["selected_by"] == "last step"
   run = load_trained_run(str(pretrained), step=results["selected_step"])
   run.config.data.data_dir = data_dir

@@ -14,7 +14,7 @@ of "train" here).
 Writes WORKDIR/eval.json: {"metrics": {split: metrics}, "step", "checkpoint", "dataset",
 "trained", ...} and prints the scalar metrics. Nothing is written in the trained workdir.
 Also the part that `jobs/embed.py` shares: checking the settings (`check`), loading the
-run (`load_run`, the only caller of `system.load_trained_run` here) and its data (`open_run`).
+run (`load_run`, the only caller of `checkpoint.load_trained_run` here) and its data (`open_run`).
 """
 import copy
 import os
@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from mirjax import checkpoint, metrics, sharding, system as system_lib, workdir as workdir_lib
+from mirjax import checkpoint, metrics, sharding, workdir as workdir_lib
 from mirjax.config import REUSED_DATA_FIELDS
 from mirjax.data import pipeline
 from mirjax.errors import ConfigError, WorkdirError
@@ -78,28 +78,21 @@ def check(config, workdir: str):
                       f"only reads: choose another --workdir, e.g. {trained.rstrip('/')}_{config.job}")
 
 
-def load_run(trained: str, step, mesh) -> system_lib.TrainedRun:
+def load_run(trained: str, step, mesh) -> checkpoint.TrainedRun:
   """The run in `trained` at `step` ("last", "best" or an int), its state replicated over
   `mesh`. Reads only. Raises WorkdirError for a step that is not on disk."""
   if step == "last":
-    return system_lib.load_trained_run(trained, mesh=mesh)
+    return checkpoint.load_trained_run(trained, mesh=mesh)
   best = _best_step(trained)
   if step == "best" or (step == best and step not in _steps(trained)):
     if best is None:
       raise WorkdirError(f"{trained!r} holds no best step (WORKDIR/best is empty)")
-    run = system_lib.load_trained_run(trained, mesh=mesh)  # the same run: its config and meta
-    target = jax.tree.map(lambda _: sharding.replicated(mesh), run.system.abstract_state)
-    ckpt = checkpoint.Checkpointer(trained, folder="best", read_only=True)
-    try:
-      state = ckpt.restore_state(best, checkpoint.abstract_with_shardings(run.system.abstract_state, target))
-    finally:
-      ckpt.close()
-    return run._replace(state=state, step=best)
+    return checkpoint.load_trained_run(trained, best, mesh=mesh, folder="best")
   if step not in _steps(trained):
     kept = f"; the best step {best} is in best/" if best is not None else ""
     raise WorkdirError(f"config.step={step}: {trained!r} holds no checkpoint of step {step}; it holds "
                        f"steps {sorted(_steps(trained))}{kept}")
-  return system_lib.load_trained_run(trained, step, mesh=mesh)
+  return checkpoint.load_trained_run(trained, step, mesh=mesh)
 
 
 def _steps(trained: str) -> list:
@@ -148,7 +141,7 @@ def open_run(config, mesh) -> OpenRun:
   cfg = job_config(run.config, config)
   sharding.local_batch_size(cfg.eval.batch_size, mesh, name="eval.batch_size")
   sources, info = pipeline.load(cfg.data)
-  check_data(run.meta, system_lib.checkpoint_meta(info, run.system.task), config.trained)
+  check_data(run.meta, info.to_meta(run.system.task), config.trained)
   missing = [s for s in splits_of(config) if s not in sources]
   if missing:
     raise ConfigError(f"the dataset {info.name} has no {' or '.join(map(repr, missing))} split (it has "
@@ -157,7 +150,7 @@ def open_run(config, mesh) -> OpenRun:
 
 
 def check_data(saved_meta: dict, meta: dict, trained: str):
-  """ConfigError saying what differs unless a dataset (`meta`, `checkpoint_meta`) has the
+  """ConfigError saying what differs unless a dataset (`meta`, `Info.to_meta`) has the
   sample rate and the tag or class names of the model's (`saved_meta`); its name may differ."""
   keys = ("sample_rate", "tag_names", "class_names")
   lines = checkpoint.meta_differences({k: saved_meta[k] for k in keys if k in saved_meta}, meta)
