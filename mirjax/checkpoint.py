@@ -54,6 +54,20 @@ def config_differences(saved: dict, current: dict) -> list:
           if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
 
 
+# Fields that say where data lives or how it is read, not what a run computes: a config hash
+# leaves them out, so a comparison moved to another disk still recognises its finished runs.
+UNHASHED = ("data.data_dir", "data.manual_dir", "data.read_threads")
+
+
+def config_hash(config: dict) -> str:
+  """A short hash of a config (a dict, as saved) over every field but UNHASHED: equal
+  hashes mean the same experiment (results.json records it)."""
+  import hashlib
+  import json
+  flat = {k: v for k, v in _flatten(finite_or_none(config)).items() if k not in UNHASHED}
+  return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def meta_differences(saved: dict, current: dict) -> list:
   """Lines saying how the dataset a checkpoint was trained on differs from this run's
   (name, sample rate, tag or class names: what sizes and labels the model's outputs)."""

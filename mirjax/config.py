@@ -282,12 +282,18 @@ def ssl(stage="pretrain", encoder="cnn_logmel", workers="all", weighting="equal"
       "cnn_logmel,spectral,equal", "cnn_logmel,temporal,equal", "pase,all,equal",
       "sincmodnet,all,equal", "random")
   c.compare.downstream = ("tagging", "tempo")  # probes trained on each frozen encoder
-  c.compare.probe_steps = 600  # steps of each probe
+  # Each probe is the grid's config (data, seed, batch, eval, mesh, logging: every override
+  # given to the grid) with a probe's model and task, then this override set (probe_overrides)
+  c.compare.probe = ml_collections.ConfigDict({
+      "train": {"num_steps": 600, "eval_every": 600, "checkpoint_every": 600},
+      "optim": {"learning_rate": 1e-3, "warmup_steps": 100}})
   if smoke_run:
     smoke(c)
     c.optim.combine.window = 3
     c.compare.grid = ("cnn_logmel,temporal,pcgrad", "random")
-    c.compare.probe_steps = 4
+    c.compare.probe.train.num_steps = c.compare.probe.train.eval_every = 4
+    c.compare.probe.train.checkpoint_every = 4
+    c.compare.probe.optim.warmup_steps = 2
   if stage == "compare":
     c.job = "compare_ssl"
   return c

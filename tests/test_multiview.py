@@ -184,3 +184,10 @@ def test_compare_job_writes_the_table_and_reuses_finished_runs(tmp_path, data_di
   before = os.path.getmtime(tmp_path / "blend" / "seed0" / "results.json")
   _main(tmp_path, data_dir, "smoke,drums,compare", "--config.train.num_steps=4")
   assert os.path.getmtime(tmp_path / "blend" / "seed0" / "results.json") == before
+  # another experiment in the same folder: its finished runs are not taken for this one's
+  env = dict(os.environ, MIRJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu")
+  p = subprocess.run([sys.executable, "-m", "mirjax.main", "--config=configs/multiview.py:smoke,drums,compare",
+                      f"--workdir={tmp_path}", "--config.train.num_steps=4",
+                      "--config.optim.learning_rate=0.01"], cwd=ROOT, env=env, capture_output=True, text=True)
+  assert p.returncode != 0 and "optim.learning_rate: checkpoint has 0.001, this run has 0.01" in p.stderr, p.stderr[-2000:]
+  assert os.path.getmtime(tmp_path / "blend" / "seed0" / "results.json") == before

@@ -191,8 +191,13 @@ def test_probe_refuses_a_run_that_is_not_a_pretraining(data_dir, tmp_path):
 
 
 def test_grid_job_writes_the_downstream_table(data_dir, tmp_path):
-  p = _main(tmp_path, data_dir, "smoke,compare")
+  p = _main(tmp_path, data_dir, "smoke,compare", "--config.train.log_every=2",
+            "--config.eval.n_chunks=1", "--config.compare.probe.optim.learning_rate=0.005")
   table = open(tmp_path / "comparison.md").read()
   for point in ("cnn_logmel,temporal,pcgrad", "random"):
     assert f"| {point} |" in table
   assert "tagging_roc_auc" in table and "tempo_accuracy" in table and "tagging_roc_auc" in p.stdout
+  from mirjax import checkpoint  # the grid's overrides, and the probe's own, reach the probes
+  probe = checkpoint.load_config(str(tmp_path / "cnn_logmel_temporal_pcgrad" / "probe_tempo"))
+  assert (probe.train.log_every, probe.eval.n_chunks, probe.optim.learning_rate) == (2, 1, 0.005)
+  assert (probe.train.num_steps, probe.task.name, probe.model.freeze) == (4, "classification", True)

@@ -8,7 +8,8 @@ variants instead (`config.multiview_variant`, configs/multiview.py).
 
 Runs go to WORKDIR/<variant>/seed<k>/ and are ordinary training runs (checkpoints,
 metrics, results.json): a killed comparison resumes where it stopped, and a finished run
-is not trained again. The table is written to WORKDIR/comparison.md and every run's figure
+is not trained again, provided its config is this one (results.json's config_hash;
+a run of another config is re-checked against its checkpoint, never reused silently). The table is written to WORKDIR/comparison.md and every run's figure
 to WORKDIR/comparison.csv.
 """
 import copy
@@ -16,9 +17,10 @@ import os
 
 import jax
 import numpy as np
+from absl import logging
 
 from mirjax import config as config_lib
-from mirjax import metrics
+from mirjax import checkpoint, metrics
 from mirjax import overrides as overrides_lib
 from mirjax.jobs import train
 from mirjax.errors import ConfigError
@@ -33,10 +35,17 @@ def share_compilations(workdir: str):
 
 
 def _run(config, workdir):
-  """Train `config` into `workdir` unless a finished run is there; its results."""
+  """Train `config` into `workdir` unless a run of the same config (its `config_hash`)
+  finished there; its results. A finished run of another config is never reused silently:
+  training it again resumes from its checkpoint, which re-evaluates it when only evaluation
+  settings changed and otherwise refuses with the fields that differ."""
   path = os.path.join(workdir, "results.json")
   if os.path.exists(path):
-    return metrics.read_results(path)  # null (a non-finite result) read back as NaN
+    done = metrics.read_results(path)  # null (a non-finite result) read back as NaN
+    if done.get("config_hash") == checkpoint.config_hash(config.to_dict()):
+      return done
+    logging.warning("mirjax: %s finished with another config than this one; checking it against "
+                    "its checkpoint", workdir)
   return train.train_and_evaluate(config, workdir)
 
 
@@ -112,6 +121,21 @@ def compare(config, workdir: str) -> str:
 DOWNSTREAM_METRIC = {"tagging": "roc_auc"}  # classification tasks report accuracy
 
 
+def probe_config(config, encoder: str, task: str, pretrained: str):
+  """The config of one probe of the self-supervised grid: the grid's `config` (so every
+  override given to the grid reaches it: data, seed, batch, evaluation, mesh, logging) with
+  a frozen-encoder probe's model and `task`'s head, then `config.compare.probe` applied."""
+  p = config_lib.ssl("probe", encoder=encoder, downstream=task)
+  c = copy.deepcopy(config)
+  with c.unlocked():
+    c.job, c.model, c.task = "train", p.model, p.task
+    c.optim.combine = p.optim.combine
+    c.data.label = p.data.label
+    c.model.pretrained = pretrained
+    del c["compare"]
+  return overrides_lib.apply(c, config.compare.probe, "compare.probe")
+
+
 def compare_ssl(config, workdir: str) -> str:
   """The self-supervised grid (`config.job = "compare_ssl"`, configs/ssl.py:compare): each
   "encoder,workers,weighting" of config.compare.grid pre-trained with config's settings in
@@ -136,14 +160,7 @@ def compare_ssl(config, workdir: str) -> str:
       row["pretrain_loss"] = float("nan")
       encoder_name = config.model.encoder.name
     for task in config.compare.downstream:
-      p = config_lib.ssl("probe", encoder=encoder_name, downstream=task)
-      p.data = copy.deepcopy(config.data)
-      p.data.label = "" if task == "tagging" else task
-      p.seed, p.eval = config.seed, copy.deepcopy(config.eval)
-      p.train.batch_size = config.train.batch_size
-      p.train.num_steps = config.compare.probe_steps
-      p.train.eval_every = p.train.checkpoint_every = config.compare.probe_steps
-      p.model.pretrained = pretrained
+      p = probe_config(config, encoder_name, task, pretrained)
       metric = DOWNSTREAM_METRIC.get(task, "accuracy")
       results = _run(p, os.path.join(workdir, point.replace(",", "_"), f"probe_{task}"))
       row[f"{task}_{metric}"] = float(results[f"test/{metric}"])
@@ -152,6 +169,6 @@ def compare_ssl(config, workdir: str) -> str:
   lines = ["| encoder, workers, weighting | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
   lines += [f"| {r['run']} | " + " | ".join(f"{r[k]:.4f}" for k in cols) + " |" for r in rows]
   table = (f"self-supervised pre-training ({config.train.num_steps} steps) -> frozen-encoder probes "
-           f"({config.compare.probe_steps} steps); test scores\n\n" + "\n".join(lines))
+           f"({config.compare.probe.train.num_steps} steps); test scores\n\n" + "\n".join(lines))
   metrics.write_comparison(workdir, [{k: v for k, v in r.items() if k != "variant"} for r in rows], table)
   return table

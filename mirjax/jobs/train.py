@@ -148,6 +148,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 def _train_and_evaluate(config, workdir: str) -> dict:
   t_start = time.time()
+  asked = checkpoint.config_hash(config.to_dict())  # the config as given (before epochs resolve)
   mesh = sharding.make_mesh(config.mesh.num_devices)
   validate.check(config, mesh)  # before any data is loaded
   if config.data.name != "embedded":  # its rate is fixed; the others are resampled to this one
@@ -298,7 +299,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
       f"{s}/{k}": v for s in held_out for k, v in final[s].items()
       if s == "test" or not k.startswith("per_tag")}
   results.update({
-      "dataset": info.name, "steps": int(state.step), "devices": jax.device_count(),
+      "dataset": info.name, "steps": int(state.step), "config_hash": asked, "devices": jax.device_count(),
       "processes": jax.process_count(),
       # over every segment of a resumed run; the first step of each (compilation) untimed
       "train_examples_per_s": (timing["timed_steps"] * config.train.batch_size / timing["train_seconds"]
