@@ -49,8 +49,12 @@ def test_results_json_has_null_for_non_finite_values(tmp_path, capsys):
 
 def test_the_comparison_reads_a_finished_run_with_null(tmp_path):
   from mirjax.jobs import compare
-  (tmp_path / "results.json").write_text('{"dataset": "d", "test/accuracy": null, "test/loss": 1.5}')
-  results = compare._run(None, str(tmp_path))  # finished: read, not trained
+  import ml_collections
+  from mirjax import checkpoint
+  config = ml_collections.ConfigDict({"seed": 0, "train": {"num_steps": 4}})
+  (tmp_path / "results.json").write_text('{"dataset": "d", "test/accuracy": null, "test/loss": 1.5, '
+                                         f'"config_hash": "{checkpoint.config_hash(config.to_dict())}"}}')
+  results = compare._run(config, str(tmp_path))  # finished with this config: read, not trained
   assert math.isnan(float(results["test/accuracy"])) and results["test/loss"] == 1.5
 
 
