@@ -26,12 +26,10 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 
 from mirjax import metrics, sharding, workdir as workdir_lib
-from mirjax.data import pipeline
 from mirjax.errors import ConfigError
-from mirjax.jobs import evaluate
+from mirjax.jobs import evaluate, train
 
 
 def layer_outputs(model, variables, audio) -> dict:
@@ -92,19 +90,8 @@ def embed_step(state, batch, *, model, name):
 def embed_split(state, source, *, step, mesh, cfg, crop, target: str):
   """(embeddings (N, D) float32, labels (N, ...) or None) of every example of `source`, in
   its order; every process takes part, all get the result."""
-  gathered = []
-  for local in pipeline.eval_batches(source, global_batch=cfg.eval.batch_size, crop=crop,
-                                     n_chunks=cfg.eval.n_chunks, target=target,
-                                     read_threads=cfg.data.read_threads):
-    batch = sharding.to_global(local, mesh)
-    part = {"embeddings": step(state, {"audio": batch["audio"]}), "mask": batch["mask"]}
-    if target:
-      part["labels"] = batch[target]
-    gathered.append(multihost_utils.process_allgather(part, tiled=True))
-  mask = np.concatenate([g["mask"] for g in gathered])
-  emb = np.concatenate([g["embeddings"] for g in gathered])[mask].astype(np.float32)
-  labels = np.concatenate([g["labels"] for g in gathered])[mask] if target else None
-  return emb, labels
+  emb, labels = train.run_over_split(state, source, step, mesh=mesh, cfg=cfg, crop=crop, target=target)
+  return emb.astype(np.float32), labels
 
 
 def label_field(task, info) -> str:
@@ -112,7 +99,7 @@ def label_field(task, info) -> str:
   dataset's own ("label" with classes, "tags" with tags, "" for unlabelled audio)."""
   if getattr(task, "target", None):
     return task.target
-  return "label" if getattr(info, "class_names", ()) else "tags" if getattr(info, "tag_names", ()) else ""
+  return "label" if info.class_names else "tags" if info.tag_names else ""
 
 
 def write_split(workdir: str, split: str, emb, labels, target: str, info):
@@ -172,8 +159,7 @@ def embed(config, workdir: str) -> dict:
            "n_chunks": int(cfg.eval.n_chunks), "crop_samples": int(crop), "step": int(run.step),
            "checkpoint": str(evaluate.step_of(config)), "dataset": opened.info.name,
            "trained": os.path.abspath(config.trained), "label_field": target,
-           "tag_names": list(getattr(opened.info, "tag_names", ())),
-           "class_names": list(getattr(opened.info, "class_names", ())),
+           "tag_names": list(opened.info.tag_names), "class_names": list(opened.info.class_names),
            "splits": {}}
     for split, source in opened.sources.items():
       emb, labels = embed_split(run.state, source, step=step, mesh=mesh, cfg=cfg, crop=crop,

@@ -21,20 +21,30 @@ from mirjax.system import build_system, check_sample_rate, resolve_epochs
 from mirjax.errors import ConfigError
 
 
-def evaluate(state, source, *, eval_step, task, mesh, cfg, crop) -> dict:
-  """Task metrics of `state` on one split; every process takes part, all get the result."""
+def run_over_split(state, source, step, *, mesh, cfg, crop, target: str):
+  """(outputs, labels) of `step(state, {"audio": (batch, chunks, crop)})` over every example of
+  `source` in its order (`cfg.eval` batches of `n_chunks` crops), gathered from every process
+  with the padding of the last batch dropped; labels are the `target` field (None for "")."""
   gathered = []
   for local in pipeline.eval_batches(source, global_batch=cfg.eval.batch_size, crop=crop,
-                                     n_chunks=cfg.eval.n_chunks, target=task.target,
+                                     n_chunks=cfg.eval.n_chunks, target=target,
                                      read_threads=cfg.data.read_threads):
     batch = sharding.to_global(local, mesh)
-    scores = eval_step(state, {"audio": batch["audio"]})
-    gathered.append(multihost_utils.process_allgather(
-        {"scores": scores, "labels": batch[task.target], "mask": batch["mask"]}, tiled=True))
+    part = {"out": step(state, {"audio": batch["audio"]}), "mask": batch["mask"]}
+    if target:
+      part["labels"] = batch[target]
+    gathered.append(multihost_utils.process_allgather(part, tiled=True))
   mask = np.concatenate([g["mask"] for g in gathered])
-  labels = np.concatenate([g["labels"] for g in gathered])[mask]
-  scores = {b: np.concatenate([g["scores"][b] for g in gathered])[mask] for b in task.branches}
-  return task.evaluate(labels, scores)
+  joined = jax.tree.map(lambda *xs: np.concatenate(xs)[mask], *[g["out"] for g in gathered])
+  labels = np.concatenate([g["labels"] for g in gathered])[mask] if target else None
+  return joined, labels
+
+
+def evaluate(state, source, *, eval_step, task, mesh, cfg, crop) -> dict:
+  """Task metrics of `state` on one split; every process takes part, all get the result."""
+  scores, labels = run_over_split(state, source, eval_step, mesh=mesh, cfg=cfg, crop=crop,
+                                  target=task.target)
+  return task.evaluate(labels, {b: scores[b] for b in task.branches})
 
 
 def evaluator(config, system, mesh):
