@@ -8,9 +8,12 @@ value is changed from the command line with the usual syntax:
   --config.compare.overrides.raw_1024_512.model.frontend.n_filters=64
 
 `apply` sets each leaf in the config, refusing a path the config does not have. A section
-that names another registry entry (its ``name`` differs from the config's, e.g. a "logmel"
-front-end where the config has "rawconv") has other fields: it replaces that section whole,
-so give it complete (e.g. ``frontends.default_config("logmel")`` with its fields set).
+that names another registry entry (its ``name`` differs from the config's) and has fields
+the config's section lacks (e.g. a "logmel" front-end where the config has "rawconv")
+replaces that section whole, so give it complete (``frontends.default_config("logmel")``
+with its fields set). A section that only changes ``name`` among fields the section has
+(e.g. ``optim.combine.name``: every combiner has the same fields) is set leaf by leaf, so
+the config's other fields there stay.
 """
 import copy
 
@@ -54,7 +57,8 @@ def apply(config: ml_collections.ConfigDict, overrides, name: str = "", _prefix:
       raise ConfigError(f"{where}config.{path} is {what}; the override gives "
                        f"{'a section' if _is_section(value) else repr(value)}")
     if _is_section(value):
-      if "name" in value and value["name"] != target.get("name"):
+      other_kind = "name" in value and value["name"] != target.get("name")
+      if other_kind and any(k not in target for k in value):
         replacement = ml_collections.ConfigDict(copy.deepcopy(value))  # another kind: whole
         replacement.lock()
         config[key] = replacement

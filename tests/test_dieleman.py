@@ -245,6 +245,10 @@ def test_override_sets_are_validated():
   mel = models.dieleman_config("logmel", 512, 256).frontend
   overrides.apply(c, ml_collections.ConfigDict({"model": {"frontend": mel}}))
   assert c.model.frontend.to_dict() == mel.to_dict() and "kernel_size" not in c.model.frontend
+  # another name among the same fields is set leaf by leaf: the section's other fields stay
+  c.optim.combine.window = 7
+  overrides.apply(c, overrides.nest({"optim.combine.name": "gradient_blending"}))
+  assert (c.optim.combine.name, c.optim.combine.window) == ("gradient_blending", 7)
   # the comparison names a variant its overrides lack
   g = _config("rawgrid", "compare,smoke")
   g.compare.variants = ("raw_1024_1024", "raw_2048_1024")
