@@ -1,6 +1,7 @@
-"""Export a trained model's features at one layer, one vector per clip (mirjax/jobs/embed.py).
+"""python -m mirjax.main --config=configs/embed.py --config.trained=workdirs/melcnn --workdir=workdirs/melcnn_embed
 
-  python -m mirjax.main --config=configs/embed.py --config.trained=workdirs/melcnn --workdir=workdirs/melcnn_embed
+Export a trained model's features at one layer, one vector per clip (mirjax/jobs/embed.py).
+
   python -m mirjax.main --config=configs/embed.py --config.trained=workdirs/melcnn --config.layer=backend/conv4 --config.splits=train,valid,test --workdir=workdirs/melcnn_embed
   python -m mirjax.main --config=configs/embed.py --config.trained=workdirs/melcnn --config.data.name=folder --config.data.manual_dir=/data/my_songs --config.splits=train --workdir=workdirs/my_songs_embed
 

@@ -1,6 +1,7 @@
-"""Score a trained workdir without training it (mirjax/jobs/evaluate.py).
+"""python -m mirjax.main --config=configs/eval.py --config.trained=workdirs/melcnn --workdir=workdirs/melcnn_eval
 
-  python -m mirjax.main --config=configs/eval.py --config.trained=workdirs/melcnn --workdir=workdirs/melcnn_eval
+Score a trained workdir without training it (mirjax/jobs/evaluate.py).
+
   python -m mirjax.main --config=configs/eval.py --config.trained=workdirs/melcnn --config.step=best --config.splits=valid,test --workdir=workdirs/melcnn_eval
   python -m mirjax.main --config=configs/eval.py --config.trained=workdirs/melcnn --config.data.name=folder --config.data.manual_dir=/data/my_songs --workdir=workdirs/melcnn_on_my_songs
 

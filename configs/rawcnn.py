@@ -1,7 +1,8 @@
-"""Dieleman & Schrauwen, "End-to-end learning for music audio" (ICASSP 2014): a strided
+"""python -m mirjax.main --config=configs/rawcnn.py --workdir=workdirs/rawcnn
+
+Dieleman & Schrauwen, "End-to-end learning for music audio" (ICASSP 2014): a strided
 convolution on raw audio, its outputs the channels of a 1-D CNN over time.
 
-  python -m mirjax.main --config=configs/rawcnn.py --workdir=workdirs/rawcnn
   python -m mirjax.main --config=configs/rawcnn.py:featpool --workdir=workdirs/rawcnn_featpool
   python -m mirjax.main --config=configs/rawcnn.py:mel,1024_512 --workdir=workdirs/melcnn1d_1024_512
   python -m mirjax.main --config=configs/rawcnn.py:shortchunk --workdir=workdirs/rawcnn_shortchunk
@@ -19,7 +20,7 @@ The argument is comma-separated words:
                configs/rawgrid.py)
   shortchunk   the 2-D short-chunk CNN back-end instead (this file's model before the 1-D
                back-end; it convolves across the filter index)
-  smoke, mtat, gtzan   data and scale, as every tagging config (mirjax/config.py)
+  smoke, mtat, mtat_small, gtzan   a shared data protocol (mirjax/config.py)
 """
 from mirjax import config as base, models
 
@@ -35,18 +36,26 @@ def _length_stride(word):
 
 
 def get_config(arg=None):
-  words = [w for w in (arg or "").split(",") if w]
-  grid = [_length_stride(w) for w in words if _length_stride(w)]
-  data = [w for w in words if w not in MODEL_WORDS and not _length_stride(w)]
-  if len(data) > 1 or len(grid) > 1:
-    raise ValueError(f"config argument {arg!r}: name at most one of 'smoke', 'mtat', 'gtzan' "
-                     f"and one L_S, with any of {MODEL_WORDS}")
+  given = [w for w in (arg or "").split(",") if w]
+  grid = [_length_stride(w) for w in given if _length_stride(w)]
+  words = base.words(",".join(w for w in given if not _length_stride(w)),
+                     base.PROTOCOLS + MODEL_WORDS, "configs/rawcnn.py")
+  if len(grid) > 1:
+    raise ValueError(f"config argument {arg!r}: name at most one L_S")
   frontend = "logmel" if "mel" in words else "rawconv"
-  c = base.tagging(frontend, data[0] if data else None)
   length, stride = grid[0] if grid else (256, 256)
   pool = FEATURE_POOL if "featpool" in words else 1
-  paper = models.dieleman_config(frontend, length, stride, N_FEATURES, feature_pool=pool)
-  if "shortchunk" in words:
-    paper.backend = c.model.backend  # the 2-D back-end tagging() gives every front-end
-  c.model = paper
-  return c
+  model = models.dieleman_config(frontend, length, stride, N_FEATURES, feature_pool=pool)
+  if "shortchunk" in words:  # the 2-D back-end every tagging config has
+    model.backend = models.default_config(frontend, size="cpu").backend
+  c = base.base(model)
+  # The experiment on the embedded default data: about 10 minutes on a 2-core CPU.
+  c.data.crop_seconds = 3.0  # training crops and evaluation chunks, seconds
+  c.train.batch_size = 16  # global batch
+  c.train.num_steps = 2000
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 250
+  c.optim.learning_rate = 1e-3  # AdamW's peak after a linear warm-up, then cosine decay to 0
+  c.optim.warmup_steps = 100
+  # ":smoke", ":mtat", ":mtat_small" or ":gtzan": a shared data protocol (mirjax/config.py)
+  return base.protocol(c, words)

@@ -1,8 +1,9 @@
-"""Dieleman & Schrauwen (ICASSP 2014)'s grid: first-layer length / stride in samples, for
+"""python -m mirjax.main --config=configs/rawgrid.py:compare --workdir=workdirs/rawgrid
+
+Dieleman & Schrauwen (ICASSP 2014)'s grid: first-layer length / stride in samples, for
 raw audio (learned strided convolution) and for log-mel spectrograms with the same window
 and hop, each through the same 1-D back-end (configs/rawcnn.py), over several seeds.
 
-  python -m mirjax.main --config=configs/rawgrid.py:compare --workdir=workdirs/rawgrid
   python -m mirjax.main --config=configs/rawgrid.py:compare,mtat --workdir=workdirs/rawgrid_mtat \
       --config.data.manual_dir=/data/magnatagatune
   python -m mirjax.main --config=configs/rawgrid.py:compare,smoke --workdir=/tmp/rawgrid_smoke
@@ -34,12 +35,17 @@ def point(inp: str, length: int, stride: int) -> ml_collections.ConfigDict:
 
 
 def get_config(arg=None):
-  words = [w for w in (arg or "").split(",") if w]
-  data = [w for w in words if w != "compare"]
-  if len(data) > 1:
-    raise ValueError(f"config argument {arg!r}: 'compare' and at most one of 'smoke', 'mtat'")
-  c = base.tagging("rawconv", data[0] if data else None)
-  c.model = models.dieleman_config("rawconv", 256, 256, N_FEATURES)
+  words = base.words(arg, ("compare", "smoke", "mtat"), "configs/rawgrid.py")
+  c = base.base(models.dieleman_config("rawconv", 256, 256, N_FEATURES))
+  # Each point's experiment on the embedded data (as configs/rawcnn.py)
+  c.data.crop_seconds = 3.0  # training crops and evaluation chunks, seconds
+  c.train.batch_size = 16  # global batch
+  c.train.num_steps = 2000
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 250
+  c.optim.learning_rate = 1e-3  # AdamW's peak after a linear warm-up, then cosine decay to 0
+  c.optim.warmup_steps = 100
+  base.protocol(c, words)  # ":smoke" or ":mtat" (mirjax/config.py)
   grid = GRID[:1] if "smoke" in words else GRID  # smoke: 1024 / 1024, the fewest frames
   c.compare = ml_collections.ConfigDict()
   c.compare.variants = tuple(f"{i}_{l}_{s}" for l, s in grid for i in INPUTS)  # table rows

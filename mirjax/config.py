@@ -1,18 +1,66 @@
-"""Shared defaults of the tagging configs; every field is documented where it is set.
+"""The small base every config under configs/ starts from, and the protocols several share.
 
-A config file under configs/ calls `tagging(frontend, arg)` and then sets what makes its
-system what it is. The variant `arg` picks the data and scale:
-  None     the embedded default data (made on this machine), ~10 minutes on a 2-core CPU
-  "smoke"  a tiny embedded set and a dozen steps: seconds, for tests
-  "mtat"   MagnaTagATune from --config.data.manual_dir, Won et al. (2020)'s protocol and
-           back-end size (`won2020`)
+A config file is the experiment: it calls `base(model)`, then sets the fields of
+EXPERIMENT_FIELDS (learning rate, steps, batch, crop: unset here, and `validate.check`
+refuses a run whose config leaves one unset) and whatever else makes its system what it
+is; its variants live in that file. The data protocols several tagging configs share are
+here (`protocol`):
+  "smoke"       a tiny embedded set and a dozen steps: seconds, for tests
+  "mtat"        MagnaTagATune from --config.data.manual_dir, Won et al. (2020)'s protocol and
+                back-end size (`won2020`)
   "mtat_small"  the same protocol with the CPU-sized back-end
-  "gtzan"  GTZAN genres from --config.data.manual_dir, fault-filtered split, classification
+  "gtzan"       GTZAN genres from --config.data.manual_dir, fault-filtered split, classification
 """
+import importlib.util
+import os
+
 import ml_collections
+from ml_collections import config_dict
 
 from mirjax import models
 from mirjax.errors import ConfigError
+
+# What every training config states itself (None here); train.num_epochs > 0 stands in for
+# train.num_steps.
+EXPERIMENT_FIELDS = ("optim.learning_rate", "train.num_steps", "train.batch_size", "data.crop_seconds")
+PROTOCOLS = ("smoke", "mtat", "mtat_small", "gtzan")  # `protocol`'s words
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def from_file(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """The config of configs/<name>.py (or a file path) with argument `arg`, as
+  `--config=configs/<name>.py:<arg>` gives it (for tests, benchmarks and notebooks)."""
+  path = name if name.endswith(".py") else os.path.join(CONFIGS, f"{name}.py")
+  if not os.path.exists(path):
+    raise ConfigError(f"no config file {path}; the configs are in {CONFIGS}")
+  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def words(arg: str | None, allowed, config: str) -> list[str]:
+  """The comma-separated words of a config argument, each one of `allowed`, none repeated."""
+  got = [w for w in (arg or "").split(",") if w]
+  bad = [w for w in got if w not in allowed or got.count(w) > 1]
+  if bad:
+    raise ConfigError(f"{config}: config argument {arg!r}: {bad[0]!r} is unknown or repeated; "
+                      f"the words are {list(allowed)}")
+  return got
+
+
+def unset_fields(config) -> list[str]:
+  """The EXPERIMENT_FIELDS a training config leaves unset."""
+  if "train" not in config:
+    return []
+  missing = []
+  for path in EXPERIMENT_FIELDS:
+    section, field = path.split(".")
+    if config[section].get(field) is None:
+      if path == "train.num_steps" and (config.train.get("num_epochs") or 0) > 0:
+        continue
+      missing.append(path)
+  return missing
 
 
 def combine_config(name: str = "sum") -> ml_collections.ConfigDict:
@@ -37,7 +85,8 @@ def combine_config(name: str = "sum") -> ml_collections.ConfigDict:
 
 
 def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Every field a training run has, around a model config (see mirjax/models)."""
+  """Every field a training run has, around a model config (see mirjax/models): shared
+  defaults, and EXPERIMENT_FIELDS unset for the config file to state."""
   c = ml_collections.ConfigDict()
   c.job = "train"  # which job mirjax.main runs: "train" (jobs/train.py) or "compare" (jobs/compare.py)
   c.seed = 0  # seeds parameters, data order, crops and dropout
@@ -56,7 +105,7 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.convention = "clean"  # "mtat": which clips count: "clean", "pons" or "all"
   c.data.top_k = 50  # "mtat": the most frequent tags kept
   c.data.fold = 1  # "esc50": the test fold (1-5); the next one validates
-  c.data.crop_seconds = 3.0  # length of training crops and evaluation chunks, seconds
+  c.data.crop_seconds = config_dict.placeholder(float)  # training crops and evaluation chunks, seconds
   c.data.read_threads = 2  # host threads reading and cropping examples
   # fraction of the training split held out before training (every variant of a comparison
   # the same); gradient blending measures its held-out losses there, the others ignore it
@@ -74,7 +123,7 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # "adamw" (warm-up + cosine decay) or "adam_sgd" (Won et al. 2020: Adam, then Nesterov SGD
   # with step drops; mirjax/optim/adam_sgd.py)
   c.optim.name = "adamw"
-  c.optim.learning_rate = 1e-3  # peak learning rate after warm-up ("adam_sgd": Adam's, constant)
+  c.optim.learning_rate = config_dict.placeholder(float)  # peak learning rate after warm-up ("adam_sgd": Adam's, constant)
   c.optim.warmup_steps = 100  # "adamw": linear warm-up steps, then cosine decay to 0 at the last step
   c.optim.warmup_epochs = 0.0  # > 0: warmup_steps in epochs of the training split (train.num_epochs)
   c.optim.b1 = 0.9
@@ -88,8 +137,8 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.optim.combine = combine_config()
 
   c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 16  # global batch (all devices); a multiple of the device count
-  c.train.num_steps = 2000  # optimizer steps
+  c.train.batch_size = config_dict.placeholder(int)  # global batch (all devices); a multiple of the device count
+  c.train.num_steps = config_dict.placeholder(int)  # optimizer steps
   # > 0: passes over the training split instead; num_steps = ceil(num_epochs * n_train / batch_size)
   # once the data is loaded (every *_epochs field converts so), recorded in results.json
   c.train.num_epochs = 0.0
@@ -131,31 +180,36 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
-def tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """A front-end + short-chunk CNN tagger (configs/sincmodnet.py and its siblings)."""
-  c = base(models.default_config(frontend, size="won2020" if arg == "mtat" else "cpu"))
-  if arg == "smoke":
+def protocol(c: ml_collections.ConfigDict, words) -> ml_collections.ConfigDict:
+  """Apply the one shared data protocol among `words` (PROTOCOLS) to a tagging config."""
+  picked = [w for w in words if w in PROTOCOLS]
+  if len(picked) > 1:
+    raise ConfigError(f"name at most one of {list(PROTOCOLS)} (got {picked})")
+  if picked == ["smoke"]:
     smoke(c)
-  elif arg in ("mtat", "mtat_small"):
-    won2020(c)
-  elif arg == "gtzan":
-    c.data.name = "gtzan"
-    c.task.name = "classification"
-    c.task.branches = ("classification",)
-    c.train.num_steps = 10_000
-    c.train.log_every = 50
-    c.train.eval_every = 1000
-    c.train.checkpoint_every = 1000
-    c.optim.warmup_steps = 500
-    c.eval.n_chunks = 16
-    c.train.select_by = "accuracy"
-  elif arg:
-    raise ConfigError(f"unknown config variant {arg!r}; use ':smoke', ':mtat', ':mtat_small', "
-                     "':gtzan' or nothing")
+  elif picked in (["mtat"], ["mtat_small"]):
+    won2020(c, published_size=picked == ["mtat"])
+  elif picked == ["gtzan"]:
+    gtzan(c)
   return c
 
 
-def won2020(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def gtzan(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """GTZAN genre classification from --config.data.manual_dir (fault-filtered split)."""
+  c.data.name = "gtzan"
+  c.task.name = "classification"
+  c.task.branches = ("classification",)
+  c.train.num_steps = 10_000
+  c.train.log_every = 50
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 1000
+  c.optim.warmup_steps = 500
+  c.eval.n_chunks = 16
+  c.train.select_by = "accuracy"
+  return c
+
+
+def won2020(c: ml_collections.ConfigDict, published_size: bool = True) -> ml_collections.ConfigDict:
   """Won et al. (2020)'s MagnaTagATune protocol (sota-music-tagging-models, training/solver.py):
 
   59,049-sample crops at 16 kHz (one random crop per clip and step), batch 16, 200 epochs:
@@ -165,9 +219,13 @@ def won2020(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   front-end gets their 128 bands. Two differences, both settable: they keep the step of
   lowest validation loss, mirjax the highest ROC-AUC (train.select_by); and they reload
   that best model at each optimiser change, which mirjax does not (optim/adam_sgd.py).
-  The back-end size is the caller's (`tagging`: "mtat" published, "mtat_small" CPU-sized).
+  `published_size`: a short-chunk back-end gets their widths (models.SHORT_CHUNK_SIZES
+  "won2020"); False keeps the config's (CPU-sized) back-end.
   """
   c.data.name = "mtat"
+  backend = c.model.get("backend")
+  if published_size and backend is not None and backend.name == "short_chunk_cnn":
+    backend.channels, backend.dense = models.SHORT_CHUNK_SIZES["won2020"]
   c.data.crop_seconds = 59049 / 16000
   if c.model.get("frontend") is not None and c.model.frontend.name == "logmel":
     c.model.frontend.n_mels = 128
@@ -178,6 +236,7 @@ def won2020(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.optim.momentum = 0.9
   c.optim.sgd_boundary_epochs = (80, 100, 120)
   c.optim.sgd_learning_rates = (1e-3, 1e-4, 1e-5)
+  c.train.num_steps = None  # from num_epochs once the split's size is known
   c.train.num_epochs = 200  # ~190,000 steps of the clean split's ~15,200 training clips
   c.train.eval_every_epochs = 1
   c.train.checkpoint_every_epochs = 1
@@ -187,133 +246,9 @@ def won2020(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
-MULTIVIEW_VARIANTS = ("blend", "uniform", "concat", "late_fusion")  # plus "single_<view>"
-
-
-def multiview_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
-  """Make `c` (a multi-view config) one of the systems Phan et al. (2021) compare:
-
-    blend          joint head + one head per view, gradient-blending weights
-    uniform        the same five branches, uniform weights
-    concat         the concatenation network: joint head only
-    late_fusion    one head per view, the prediction their average
-    single_<view>  one view alone, e.g. single_logmel
-  """
-  c.optim.combine.name = "uniform"
-  c.task.predict_from = ()
-  if variant in ("blend", "uniform"):  # "views": one branch per view (models.branch_names)
-    c.task.branches = ("joint", "views")
-    c.optim.combine.name = "gradient_blending" if variant == "blend" else "uniform"
-  elif variant == "concat":
-    c.task.branches = ("joint",)
-  elif variant == "late_fusion":
-    c.task.branches = ("views",)
-  elif variant.startswith("single_") and variant[len("single_"):] in c.model.frontends:
-    c.model.views = (variant[len("single_"):],)
-    c.task.branches = ("views",)
-  else:
-    raise ConfigError(f"unknown multi-view variant {variant!r}; choose from "
-                     f"{list(MULTIVIEW_VARIANTS)} or single_<view> with a view of {sorted(c.model.frontends)}")
-  c.variant = variant
-  return c
-
-
-# Worker selections of the self-supervised comparison (mirjax/tasks/reconstruction.py).
-WORKER_SETS = {
-    "all": ("waveform", "lps", "mfcc", "logmel", "chroma", "tempogram", "prosody", "contrast"),
-    "spectral": ("lps", "mfcc", "logmel", "chroma", "contrast"),
-    "temporal": ("waveform", "tempogram", "prosody"),
-    "pase": ("waveform", "lps", "mfcc", "prosody"),  # PASE's own workers
-}
-# Loss weightings by name: the combiner each uses (mirjax/optim/combine.py).
-# "static": fixed weights, 1 each until set: --config.optim.combine.weights.<worker>=w
-WEIGHTINGS = {"equal": "sum", "static": "static", "uncertainty": "uncertainty",
-              "gradnorm": "gradnorm", "dwa": "dwa", "pcgrad": "pcgrad"}
-
-
-def ssl_variant(c: ml_collections.ConfigDict, encoder=None, workers=None, weighting=None):
-  """Set a pre-training config's encoder (models.ENCODERS), worker selection (WORKER_SETS)
-  and loss weighting (WEIGHTINGS); None leaves that part as it is."""
-  if encoder is not None:
-    c.model.encoder = models.encoder_config(encoder)
-  if workers is not None:
-    if workers not in WORKER_SETS:
-      raise ConfigError(f"unknown worker selection {workers!r}; choose from {sorted(WORKER_SETS)}")
-    c.task.branches = WORKER_SETS[workers]
-  if weighting is not None:
-    if weighting not in WEIGHTINGS:
-      raise ConfigError(f"unknown loss weighting {weighting!r}; choose from {sorted(WEIGHTINGS)}")
-    c.optim.combine.name = WEIGHTINGS[weighting]
-    if weighting == "static":
-      for worker in WORKER_SETS["all"]:
-        c.optim.combine.weights[worker] = c.optim.combine.weights.get(worker, 1.0)
-  c.optim.combine.gradnorm_layer = "['body']['project']"  # the encoder's last (shared) layer
-  return c
-
-
-def ssl(stage="pretrain", encoder="cnn_logmel", workers="all", weighting="equal",
-        downstream="tagging", smoke_run=False) -> ml_collections.ConfigDict:
-  """A config of configs/ssl.py: pre-training ("pretrain", "compare") or a downstream
-  "probe" / "finetune" of a pre-trained encoder (--config.model.pretrained)."""
-  from mirjax.data.embedded import LABELS  # pylint: disable=import-outside-toplevel
-  model = models.probe_config if stage in ("probe", "finetune") else models.ssl_config
-  c = base(model(encoder))
-  c.train.num_steps = 1500
-  c.train.eval_every = 500
-  c.train.checkpoint_every = 500
-  c.optim.combine.window = 50  # "dwa": steps per loss-ratio window
-  c.eval.n_chunks = 2
-  if stage in ("pretrain", "compare"):
-    c.task.name = "reconstruction"
-    ssl_variant(c, workers=workers, weighting=weighting)
-  else:
-    c.model.freeze = stage == "probe"
-    if downstream != "tagging":
-      if downstream not in LABELS:
-        raise ConfigError(f"unknown downstream task {downstream!r}; 'tagging' or one of {sorted(LABELS)}")
-      c.data.label = downstream
-      c.task.name = "classification"
-      c.task.branches = ("classification",)
-    c.train.num_steps = 1000
-  c.compare = ml_collections.ConfigDict()
-  # Pre-training runs of the grid, "encoder,workers,weighting" each, probed downstream; and
-  # "random": the encoder untrained (the floor pre-training should raise).
-  c.compare.grid = tuple(f"cnn_logmel,all,{w}" for w in WEIGHTINGS if w != "static") + (
-      "cnn_logmel,spectral,equal", "cnn_logmel,temporal,equal", "pase,all,equal",
-      "sincmodnet,all,equal", "random")
-  c.compare.downstream = ("tagging", "tempo")  # probes trained on each frozen encoder
-  # Each probe is the grid's config (data, seed, batch, eval, mesh, logging: every override
-  # given to the grid) with a probe's model and task, then this override set (probe_overrides)
-  c.compare.probe = ml_collections.ConfigDict({
-      "train": {"num_steps": 600, "eval_every": 600, "checkpoint_every": 600},
-      "optim": {"learning_rate": 1e-3, "warmup_steps": 100}})
-  if smoke_run:
-    smoke(c)
-    c.optim.combine.window = 3
-    c.compare.grid = ("cnn_logmel,temporal,pcgrad", "random")
-    c.compare.probe.train.num_steps = c.compare.probe.train.eval_every = 4
-    c.compare.probe.train.checkpoint_every = 4
-    c.compare.probe.optim.warmup_steps = 2
-  if stage == "compare":
-    c.job = "compare_ssl"
-  return c
-
-
-def modulation_tagging(frontend: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """configs/modnet.py and configs/sincmodnet.py: `tagging(frontend, ...)` for the words of
-  `arg` ("smoke", "mtat", "mtat_small", "gtzan" or none), and with the word "rates" the
-  modulation-rate analysis of that config (`modulation_rates`)."""
-  words = [w for w in (arg or "").split(",") if w]
-  rest = [w for w in words if w != "rates"]
-  if len(rest) > 1:
-    raise ConfigError(f"config argument {arg!r}: name at most one of 'smoke', 'mtat', 'mtat_small', "
-                     "'gtzan' besides 'rates'")
-  c = tagging(frontend, rest[0] if rest else None)
-  return modulation_rates(c) if "rates" in words else c
-
-
 def modulation_rates(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Make a ModNet / SincModNet tagging config the modulation-rate analysis
+  """The word "rates" of configs/modnet.py and configs/sincmodnet.py: make that tagging config
+  the modulation-rate analysis
   (mirjax/jobs/modulation_rates.py): train it (or reuse `analysis.trained`), then score its
   test split with each modulation band kept at rate x its bandwidth."""
   c.job = "modulation_rates"

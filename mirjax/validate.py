@@ -18,6 +18,12 @@ def _get(config, path):
 def check(config, mesh=None):
   """Raises ConfigError for the first setting of `config` that cannot work; with `mesh`,
   also for batch sizes it cannot split."""
+  from mirjax.config import unset_fields
+  missing = unset_fields(config)
+  if missing:
+    raise ConfigError(f"the config leaves {', '.join(f'config.{m}' for m in missing)} unset: a config "
+                      "file states its experiment's learning rate, steps, batch and crop (set them "
+                      "in it, or with --config.FIELD=VALUE)")
   for path in POSITIVE_INTS:
     value = _get(config, path)
     if value is not None and (not isinstance(value, int) or value < 1):

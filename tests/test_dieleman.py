@@ -201,7 +201,7 @@ def test_rawcnn_variants():
   mel = _config("rawcnn", "mel,1024_512").model.frontend
   assert (mel.name, mel.n_fft, mel.hop, mel.n_mels) == ("logmel", 1024, 512, 128)
   # the short-chunk model this config trained before is the same config as before
-  old = base.tagging("rawconv", "mtat").model.to_dict()
+  old = models.default_config("rawconv", size="won2020").to_dict()
   assert _config("rawcnn", "mtat,shortchunk").model.to_dict() == old
   assert _config("rawcnn", "mtat").data.name == "mtat"
   with pytest.raises(ValueError):
@@ -228,7 +228,7 @@ def test_every_grid_point_builds():
 
 
 def test_override_sets_are_validated():
-  c = base.tagging("rawconv", "smoke")
+  c = base.from_file("rawcnn", "smoke")
   c.model = models.dieleman_config("rawconv")
   c.lock()
   overrides.apply(c, overrides.nest({"model.frontend.hop": 512, "train.num_steps": 3}))

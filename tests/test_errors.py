@@ -23,13 +23,13 @@ def _main(tmp_path, config, *extra):
     ("configs/melcnn.py:smoke", ["--config.train.num_stepz=3"],
      "--config.train.num_stepz: the config has no field 'num_stepz'; did you mean 'num_steps'?"),
     ("configs/nope.py", [], "there is no config file 'configs/nope.py'"),
-    ("configs/melcnn.py:nonesuch", [], "unknown config variant 'nonesuch'"),
+    ("configs/melcnn.py:nonesuch", [], "'nonesuch' is unknown or repeated; the words are"),
     ("configs/melcnn.py:smoke", ["--config.train.checkpoint_every=0"], "config.train.checkpoint_every=0 must be"),
     ("configs/melcnn.py:smoke", ["--config.data.crop_seconds=0"], "config.data.crop_seconds=0.0"),
     ("configs/melcnn.py:smoke", ["--config.eval.batch_size=12"], "eval.batch_size=12 must be a positive multiple of the 8"),
     ("configs/melcnn.py:smoke", ["--config.train.num_steps=abc"], "--config.train.num_steps=abc"),
     ("configs/multiview.py:smoke,compare", ["--config.compare.variants=('nonesuch',)"],
-     "unknown multi-view variant 'nonesuch'"),
+     "names 'nonesuch', which compare.overrides lacks"),
 ])
 def test_a_user_mistake_is_one_line_and_makes_nothing(tmp_path, config, extra, says):
   p = _main(tmp_path, config, *extra)
@@ -62,7 +62,7 @@ def test_a_programming_error_keeps_its_traceback(tmp_path):
 
 
 def test_config_checks_name_the_setting():
-  c = config_lib.tagging("logmel", "smoke")
+  c = config_lib.from_file("melcnn", "smoke")
   validate.check(c, sharding.make_mesh(-1))  # the smoke config itself is fine
   for path, value, says in (("train.log_every", 0, "train.log_every=0"),
                             ("train.keep_checkpoints", 0, "keep_checkpoints"),

@@ -11,7 +11,7 @@ def test_a_short_run_tells_drum_patterns_apart_well_above_chance(tmp_path, data_
   # ignores the audio has a balanced accuracy (mean per-class recall) of exactly 1/3.
   # Measured for seeds 0, 1, 2: balanced accuracy 1.0, 0.933, 1.0 (accuracy 1.0, 0.875,
   # 1.0); with 60 steps 0.6, 0.933, 0.933. Required: chance + 0.4.
-  c = config_lib.tagging("logmel", "smoke")
+  c = config_lib.from_file("melcnn", "smoke")
   c.data.data_dir = data_dir
   c.data.label = "drums"
   c.task.name = "classification"

@@ -19,7 +19,7 @@ from mirjax.jobs import train
 
 
 def _smoke(data_dir, **train_fields):
-  c = config_lib.tagging("logmel", "smoke")
+  c = config_lib.from_file("melcnn", "smoke")
   c.data.data_dir = data_dir
   for k, v in train_fields.items():
     c.train[k] = v
@@ -63,16 +63,16 @@ def _inject_valid_roc_auc(monkeypatch, by_step, calls, stop_at=None, on_stop=Non
 
 
 def test_mtat_preset_is_the_published_short_chunk_cnn():
-  c = config_lib.tagging("logmel", "mtat")
+  c = config_lib.from_file("melcnn", "mtat")
   assert tuple(c.model.backend.channels) == (128, 128, 256, 256, 256, 256, 512)
   assert c.model.backend.dense == 512 and c.model.frontend.n_mels == 128
   assert round(c.data.crop_seconds * c.data.sample_rate) == 59049 and c.data.sample_rate == 16000
   assert c.eval.n_chunks == 16 and c.train.batch_size == 16 and c.train.select_by == "roc_auc"
   assert c.optim.name == "adam_sgd" and c.optim.learning_rate == 1e-4 and c.optim.clip_norm == 0
   assert tuple(c.optim.sgd_boundary_epochs) == (80, 100, 120) and c.train.num_epochs == 200
-  small = config_lib.tagging("logmel", "mtat_small")
+  small = config_lib.from_file("melcnn", "mtat_small")
   assert tuple(small.model.backend.channels) == (32, 32, 64, 64, 128) and small.data.name == "mtat"
-  assert tuple(config_lib.tagging("logmel").model.backend.channels) == (32, 32, 64, 64, 128)
+  assert tuple(config_lib.from_file("melcnn").model.backend.channels) == (32, 32, 64, 64, 128)
   assert models.describe_backend(c.model) == "short_chunk_cnn channels=128,128,256,256,256,256,512 dense=512"
 
   model = models.build(c.model, n_outputs=50)
@@ -89,7 +89,7 @@ def test_mtat_preset_is_the_published_short_chunk_cnn():
 def test_adam_then_sgd_is_torch_adam_then_nesterov_sgd():
   """Coupled L2 decay; Adam to step 3; SGD at 0.1 from it, 0.01 from step 5, its momentum
   starting at zero at the switch: against the torch update rules written out."""
-  c = config_lib.tagging("logmel", "mtat")
+  c = config_lib.from_file("melcnn", "mtat")
   c.optim.sgd_boundaries, c.optim.sgd_learning_rates = (3, 5), (0.1, 0.01)
   tx = optim.build(c.optim, ("tagging",), total_steps=8)
   rng = np.random.default_rng(0)
@@ -192,7 +192,7 @@ def test_losses_are_minimised_and_label_free_runs_refuse_other_metrics(tmp_path,
   assert train.improves("loss", 0.5, {"value": 0.7}) and not train.improves("loss", 0.9, {"value": 0.7})
   assert train.improves("roc_auc", 0.9, {"value": 0.7}) and not train.improves("roc_auc", 0.7, {"value": 0.7})
   assert not train.improves("roc_auc", float("nan"), None)
-  c = config_lib.ssl(smoke_run=True)
+  c = config_lib.from_file("ssl", "smoke")
   c.data.data_dir, c.train.select_by = data_dir, "roc_auc"
   with pytest.raises(ValueError, match="label-free"):
     train.train_and_evaluate(c, str(tmp_path))

@@ -17,7 +17,7 @@ class _Info:
 
 
 def _setup(frontend="sincmodnet"):
-  cfg = base_config.tagging(frontend, "smoke")
+  cfg = base_config.from_file({"logmel": "melcnn"}.get(frontend, frontend), "smoke")
   model = models.build(cfg.model, n_outputs=3)
   task = tasks.build(cfg.task, _Info)
   tx = optim.build(cfg.optim, task.branches, total_steps=10)
@@ -182,7 +182,7 @@ def test_incompatible_checkpoint_is_refused(tmp_path):
   ckpt = checkpoint.Checkpointer(str(tmp_path))
   ckpt.save(1, state, {"train": {}}, cfg.to_dict(), {})
   ckpt.wait_until_finished()
-  other = base_config.tagging("sincnet", "smoke").to_dict()
+  other = base_config.from_file("sincnet", "smoke").to_dict()
   with pytest.raises(checkpoint.IncompatibleCheckpointError, match="model.frontend.name"):
     ckpt.restore(1, jax.eval_shape(lambda: state), other)
   ckpt.close()

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _smoke(data_dir, **train_fields):
-  c = config_lib.tagging("logmel", "smoke")
+  c = config_lib.from_file("melcnn", "smoke")
   c.data.data_dir = data_dir
   for k, v in train_fields.items():
     c.train[k] = v

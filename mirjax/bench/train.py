@@ -77,7 +77,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   batch_size, n_steps = (2 * jax.device_count(), 2) if FLAGS.quick else (FLAGS.batch, FLAGS.steps)
-  config = config_lib.tagging("sincmodnet")
+  config = config_lib.from_file("sincmodnet")
   seconds = 1.0 if FLAGS.quick else config.data.crop_seconds
   print(common.header("mirjax.bench.train"))
   peak = common.matmul_peak(512 if FLAGS.quick else 2048, mesh=sharding.make_mesh(-1))

@@ -3,8 +3,9 @@ seeds, one training run each, then a table of the test metric's mean and standar
 
 A variant is a named override set applied to the one config (mirjax/overrides.py):
 ``config.compare.variants`` names them in table order, ``config.compare.overrides.<name>``
-holds each (configs/rawgrid.py). A config without ``compare.overrides`` names multi-view
-variants instead (`config.multiview_variant`, configs/multiview.py).
+holds each (configs/rawgrid.py, configs/multiview.py). The self-supervised grid
+(`compare_ssl`, configs/ssl.py) is the same with a second stage: each pre-training run's
+encoder probed on downstream tasks.
 
 Runs go to WORKDIR/<variant>/seed<k>/ and are ordinary training runs (checkpoints,
 metrics, results.json): a killed comparison resumes where it stopped, and a finished run
@@ -19,8 +20,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from mirjax import config as config_lib
-from mirjax import checkpoint, metrics
+from mirjax import checkpoint, metrics, models
 from mirjax import overrides as overrides_lib
 from mirjax.jobs import train
 from mirjax.errors import ConfigError
@@ -51,12 +51,12 @@ def _run(config, workdir):
 
 def variant_config(config, variant: str, seed: int):
   """The training config of one variant and seed: its override set applied to `config`
-  (a ValueError names a missing variant or a path the config lacks), or the multi-view
-  variant of that name when the config has no ``compare.overrides``."""
+  (a ConfigError names a missing variant or a path the config lacks)."""
   c = copy.deepcopy(config)
   c.job, c.seed = "train", int(seed)
   if "overrides" not in config.compare:
-    return config_lib.multiview_variant(c, variant)
+    raise ConfigError("a comparison needs config.compare.overrides: an override set per variant "
+                      "(mirjax/overrides.py; configs/rawgrid.py is an example)")
   if variant not in config.compare.overrides:
     raise ConfigError(f"compare.variants names {variant!r}, which compare.overrides lacks; it has "
                      f"{sorted(config.compare.overrides)}")
@@ -112,63 +112,70 @@ def compare(config, workdir: str) -> str:
              f"{'; '.join(sorted({r['selection'].split(' (')[0] for r in rows}))}\n\n"
              + summarize(rows, names, done))
     metrics.write_comparison(workdir, rows, table)  # after every seed: a killed run keeps its table
-  if "blend" in variants and jax.process_index() == 0:
+  blended = [v for v in variants if variant_config(config, v, 0).optim.combine.name == "gradient_blending"]
+  if blended and jax.process_index() == 0:
     from mirjax.jobs import blend_weights
-    blend_weights.plot(workdir)
+    for variant in blended:
+      blend_weights.plot(workdir, variant)
   return table
 
 
 DOWNSTREAM_METRIC = {"tagging": "roc_auc"}  # classification tasks report accuracy
 
 
-def probe_config(config, encoder: str, task: str, pretrained: str):
-  """The config of one probe of the self-supervised grid: the grid's `config` (so every
-  override given to the grid reaches it: data, seed, batch, evaluation, mesh, logging) with
-  a frozen-encoder probe's model and `task`'s head, then `config.compare.probe` applied."""
-  p = config_lib.ssl("probe", encoder=encoder, downstream=task)
-  c = copy.deepcopy(config)
+def probe_config(config, pretraining, task: str, pretrained: str):
+  """The config of one probe of the self-supervised grid: `pretraining` (the grid's
+  `config` with a point's overrides, so every override given to the grid reaches the probe:
+  data, seed, batch, evaluation, mesh, logging) with a frozen-encoder probe of its encoder
+  (grafted from the run in `pretrained`; "" leaves it untrained), then the override sets
+  config.compare.heads.<task> and config.compare.probe."""
+  model = models.probe_config(pretraining.model.encoder.name)
+  model.encoder = copy.deepcopy(pretraining.model.encoder)
+  model.pretrained = pretrained
+  c = copy.deepcopy(pretraining)
   with c.unlocked():
-    c.job, c.model, c.task = "train", p.model, p.task
-    c.optim.combine = p.optim.combine
-    c.data.label = p.data.label
-    c.model.pretrained = pretrained
-    del c["compare"]
+    c.job, c.model = "train", model
+    if "compare" in c:
+      del c["compare"]
+  if task not in config.compare.heads:
+    raise ConfigError(f"compare.downstream names {task!r}, which compare.heads lacks; it has "
+                      f"{sorted(config.compare.heads)}")
+  overrides_lib.apply(c, config.compare.heads[task], f"compare.heads.{task}")
   return overrides_lib.apply(c, config.compare.probe, "compare.probe")
 
 
 def compare_ssl(config, workdir: str) -> str:
   """The self-supervised grid (`config.job = "compare_ssl"`, configs/ssl.py:compare): each
-  "encoder,workers,weighting" of config.compare.grid pre-trained with config's settings in
-  WORKDIR/<point>/pretrain, then a probe on its frozen encoder per downstream task in
-  WORKDIR/<point>/<task>; "random" probes an untrained encoder. Writes the table of
-  downstream test scores and held-out pre-training losses."""
+  variant of config.compare.variants pre-trained in WORKDIR/<variant>/pretrain (its override
+  set applied to config, as `compare` does), then a probe on its frozen encoder per
+  downstream task in WORKDIR/<variant>/probe_<task>; a variant of config.compare.untrained
+  probes the config's encoder untrained. Writes the table of downstream test scores and
+  held-out pre-training losses."""
   share_compilations(workdir)
   rows = []
-  for point in config.compare.grid:
-    row = {"run": point, "variant": point}
-    pretrained = ""
-    if point != "random":
-      encoder, workers, weighting = point.split(",")
-      c = copy.deepcopy(config)
-      c.job = "train"
-      config_lib.ssl_variant(c, encoder, workers, weighting)
-      results = _run(c, os.path.join(workdir, point.replace(",", "_"), "pretrain"))
-      row["pretrain_loss"] = float(results["test/loss"])
-      pretrained = os.path.join(workdir, point.replace(",", "_"), "pretrain")
-      encoder_name = encoder
-    else:
+  untrained = tuple(config.compare.get("untrained", ()))
+  for variant in config.compare.variants:  # every override set applies, before hours of training
+    if variant not in untrained:
+      variant_config(config, variant, config.seed)
+  for variant in config.compare.variants:
+    row = {"variant": variant}
+    if variant in untrained:
+      pretraining, pretrained = config, ""
       row["pretrain_loss"] = float("nan")
-      encoder_name = config.model.encoder.name
+    else:
+      pretraining = variant_config(config, variant, config.seed)
+      pretrained = os.path.join(workdir, variant, "pretrain")
+      row["pretrain_loss"] = float(_run(pretraining, pretrained)["test/loss"])
     for task in config.compare.downstream:
-      p = probe_config(config, encoder_name, task, pretrained)
+      p = probe_config(config, pretraining, task, pretrained)
       metric = DOWNSTREAM_METRIC.get(task, "accuracy")
-      results = _run(p, os.path.join(workdir, point.replace(",", "_"), f"probe_{task}"))
+      results = _run(p, os.path.join(workdir, variant, f"probe_{task}"))
       row[f"{task}_{metric}"] = float(results[f"test/{metric}"])
     rows.append(row)
-  cols = [k for k in rows[0] if k not in ("run", "variant")]
-  lines = ["| encoder, workers, weighting | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-  lines += [f"| {r['run']} | " + " | ".join(f"{r[k]:.4f}" for k in cols) + " |" for r in rows]
+  cols = [k for k in rows[0] if k != "variant"]
+  lines = ["| variant | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+  lines += [f"| {r['variant']} | " + " | ".join(f"{r[k]:.4f}" for k in cols) + " |" for r in rows]
   table = (f"self-supervised pre-training ({config.train.num_steps} steps) -> frozen-encoder probes "
            f"({config.compare.probe.train.num_steps} steps); test scores\n\n" + "\n".join(lines))
-  metrics.write_comparison(workdir, [{k: v for k, v in r.items() if k != "variant"} for r in rows], table)
+  metrics.write_comparison(workdir, rows, table)
   return table
