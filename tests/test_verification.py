@@ -1,0 +1,197 @@
+"""mirjax.evaluation.verification against straightforward loops over every distinct threshold,
+against scikit-learn's roc_curve, and on hand-computed cases with ties."""
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from mirjax.evaluation import verification as V
+
+TOL = 1e-12
+
+
+# ------------------------------------------------ references written out from the definitions
+
+
+def sweep(y, s):
+  """(t, P_miss, P_fa) for every distinct score t and +inf, accepting score >= t."""
+  y, s = np.asarray(y, bool), np.asarray(s, np.float64)
+  points = []
+  for t in sorted(set(s.tolist())) + [np.inf]:
+    points.append((t, np.mean(s[y] < t), np.mean(s[~y] >= t)))
+  return points
+
+
+def ref_eer(y, s):
+  """NIST interpolation: the crossing of P_miss = P_fa on the first segment reaching it."""
+  points = sweep(y, s)
+  for (_, m0, f0), (t1, m1, f1) in zip(points, points[1:]):
+    if m1 - f1 >= 0 > m0 - f0:
+      u = (f0 - m0) / ((f0 - m0) - (f1 - m1))  # fraction of the way from point 0 to point 1
+      return m0 + u * (m1 - m0), t1
+  raise AssertionError("no crossing")
+
+
+def ref_eer_speechbrain(y, s):
+  """SpeechBrain's EER definition: distinct scores and midpoints, reject score <= t, first
+  threshold with the smallest |FAR - FRR|, EER = (FAR + FRR) / 2."""
+  y, s = np.asarray(y, bool), np.asarray(s, np.float64)
+  distinct = np.unique(s)
+  best = None
+  for t in np.sort(np.r_[distinct, (distinct[1:] + distinct[:-1]) / 2]):
+    frr, far = np.mean(s[y] <= t), np.mean(s[~y] > t)
+    if best is None or abs(far - frr) < best[0]:
+      best = (abs(far - frr), (far + frr) / 2, t)
+  return best[1], best[2]
+
+
+def ref_min_dcf(y, s, p_target=0.01, c_miss=1.0, c_fa=1.0):
+  best = min((c_miss * m * p_target + c_fa * f * (1 - p_target), t) for t, m, f in sweep(y, s))
+  return best[0] / min(c_miss * p_target, c_fa * (1 - p_target)), best[1]
+
+
+def sklearn_eer(y, s):
+  """The same crossing found on scikit-learn's ROC curve (thresholds decreasing, score >= t)."""
+  fpr, tpr, thr = skm.roc_curve(y, s)
+  d = (1 - tpr) - fpr  # from 1 (reject all) down to -1 (accept all)
+  i = np.flatnonzero(d >= 0)[-1]
+  u = d[i] / (d[i] - d[i + 1])
+  return (1 - tpr[i]) + u * ((1 - tpr[i + 1]) - (1 - tpr[i]))
+
+
+def random_trials(rng, n, ties):
+  y = rng.random(n) < rng.uniform(0.1, 0.9)
+  y[:2] = (True, False)  # both classes
+  s = rng.standard_normal(n) + 1.5 * y
+  if ties:
+    s = np.round(s * 2) / 2  # a handful of levels: many ties, across classes
+  return y.astype(np.int64), s
+
+
+# ----------------------------------------------------------------------------- EER, minDCF
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 57, 400, 3000])
+@pytest.mark.parametrize("ties", [False, True])
+def test_eer_and_min_dcf_match_the_threshold_loop_and_sklearn(n, ties):
+  rng = np.random.default_rng(n + 7 * ties)
+  for _ in range(3 if n > 1000 else 10):
+    y, s = random_trials(rng, n, ties)
+    value, threshold = V.eer(y, s)
+    ref_value, ref_threshold = ref_eer(y, s)
+    assert abs(value - ref_value) < TOL and threshold == ref_threshold
+    assert abs(value - sklearn_eer(y, s)) < TOL
+    assert V.eer(y, s, rule="nearest")[0] == pytest.approx(ref_eer_speechbrain(y, s)[0], abs=TOL)
+    for p_target, c_miss, c_fa in ((0.01, 1.0, 1.0), (0.05, 1.0, 1.0), (0.5, 10.0, 1.0), (0.9, 1.0, 3.0)):
+      got = V.min_dcf(y, s, p_target, c_miss, c_fa)
+      want = ref_min_dcf(y, s, p_target, c_miss, c_fa)
+      assert abs(got[0] - want[0]) < TOL and got[1] == want[1]
+      assert 0 <= got[0] <= 1
+
+
+def test_untied_scores_match_a_per_trial_sweep():
+  """Without ties, one point per trial in sort order (wespeaker's compute_pmiss_pfa_rbst, which
+  leaves out accept-all) gives the same EER, threshold and minDCF at p_target 0.01."""
+  rng = np.random.default_rng(5)
+  for n in (20, 200, 2000):
+    y, s = random_trials(rng, n, ties=False)
+    y[:4] = 0  # point 0 (the lowest trial rejected) must lie before the crossing
+    s[:4] = s.min() - 1 - np.arange(4)
+    order = np.argsort(s)
+    tar = y[order] == 1
+    fnr = np.cumsum(tar) / tar.sum()
+    fpr = 1 - np.cumsum(~tar) / (~tar).sum()
+    d = fnr - fpr
+    x1, x2 = np.flatnonzero(d >= 0)[0], np.flatnonzero(d < 0)[-1]
+    eer = fnr[x1] + d[x1] / (d[x1] - d[x2]) * (fnr[x2] - fnr[x1])
+    value, threshold = V.eer(y, s)
+    assert abs(value - eer) < TOL
+    assert threshold == np.sort(s)[x1 + 1]  # wespeaker reports sort(s)[x1], the last score rejected
+    assert abs(V.min_dcf(y, s)[0] - np.min(0.01 * fnr + 0.99 * fpr) / 0.01) < 1e-10
+
+
+def test_nearest_rule_picks_speechbrains_operating_point():
+  """SpeechBrain's threshold t (reject score <= t) and ours (accept score >= t) name the same
+  operating point: the same trials are accepted."""
+  rng = np.random.default_rng(3)
+  for _ in range(20):
+    y, s = random_trials(rng, 40, ties=True)
+    _, ours = V.eer(y, s, rule="nearest")
+    _, theirs = ref_eer_speechbrain(y, s)
+    np.testing.assert_array_equal(s >= ours, s > theirs)
+
+
+def test_unnormalised_min_dcf_is_speechbrains_cost():
+  rng = np.random.default_rng(4)
+  y, s = random_trials(rng, 300, ties=True)
+  distinct = np.unique(s)
+  cost = min(0.01 * np.mean(s[y == 1] <= t) + 0.99 * np.mean(s[y == 0] > t)
+             for t in np.r_[distinct, (distinct[1:] + distinct[:-1]) / 2])
+  assert V.min_dcf(y, s, normalize=False)[0] == pytest.approx(cost, abs=TOL)
+  assert V.min_dcf(y, s)[0] == pytest.approx(cost / 0.01, abs=1e-10)
+
+
+def test_perfect_separation():
+  y = np.array([0, 1, 0, 1, 1, 0])
+  s = np.array([0.1, 0.7, 0.3, 0.9, 0.8, 0.2])
+  assert V.eer(y, s) == (0.0, 0.7)
+  assert V.eer(y, s, rule="nearest") == (0.0, 0.7)
+  assert V.min_dcf(y, s) == (0.0, 0.7)
+
+
+def test_all_scores_equal():
+  """One threshold splits nothing: accept all (P_fa 1) or reject all (P_miss 1). The EER is the
+  midpoint of that segment, 0.5; the cheaper end costs the default cost, minDCF 1."""
+  y, s = np.array([1, 0, 0, 1, 0]), np.full(5, 0.25)
+  assert V.eer(y, s) == (0.5, np.inf)
+  assert V.eer(y, s, rule="nearest") == (0.5, 0.25)
+  assert V.min_dcf(y, s) == (1.0, np.inf)  # p_target 0.01: rejecting all is cheaper
+  assert V.min_dcf(y, s, p_target=0.9) == (1.0, 0.25)  # here accepting all is
+
+
+def test_ties_by_hand():
+  """Targets 0.9, 0.5, 0.5; non-targets 0.5, 0.1, 0.5, 0.2. Points (t: P_miss, P_fa): 0.1: 0, 1;
+  0.2: 0, 3/4; 0.5: 0, 1/2; 0.9: 2/3, 0; inf: 1, 0. The crossing on the segment from 0.5 to 0.9
+  is at 2/7. A sweep splitting the tied 0.5s one trial at a time (wespeaker's) would give a
+  number that depends on their order."""
+  y = np.array([1, 1, 1, 0, 0, 0, 0])
+  s = np.array([0.9, 0.5, 0.5, 0.5, 0.1, 0.5, 0.2])
+  thresholds, p_miss, p_fa = V.operating_points(y, s)
+  np.testing.assert_array_equal(thresholds, [0.1, 0.2, 0.5, 0.9, np.inf])
+  np.testing.assert_allclose(p_miss, [0, 0, 0, 2 / 3, 1], rtol=0, atol=TOL)
+  np.testing.assert_allclose(p_fa, [1, 0.75, 0.5, 0, 0], rtol=0, atol=TOL)
+  value, threshold = V.eer(y, s)
+  assert value == pytest.approx(2 / 7, abs=TOL) and threshold == 0.9
+  assert V.eer(y, s, rule="nearest") == (0.25, 0.5)  # |d| = 1/2 at 0.5 beats 2/3 at 0.9
+  value, threshold = V.min_dcf(y, s)  # 0.01 * 2/3 at 0.9, over 0.01
+  assert value == pytest.approx(2 / 3, abs=TOL) and threshold == 0.9
+  value, threshold = V.min_dcf(y, s, p_target=0.5)  # 0.5 * 1/2 at 0.5, over 0.5
+  assert value == pytest.approx(0.5, abs=TOL) and threshold == 0.5
+  for perm in (np.random.default_rng(i).permutation(7) for i in range(5)):
+    assert V.eer(y[perm], s[perm]) == V.eer(y, s)
+    assert V.min_dcf(y[perm], s[perm]) == V.min_dcf(y, s)
+
+
+@pytest.mark.parametrize("metric", [V.eer, V.min_dcf, V.operating_points])
+def test_refused_input(metric):
+  with pytest.raises(ValueError, match="0 non-target"):
+    metric([1, 1, 1], [0.1, 0.2, 0.3])
+  with pytest.raises(ValueError, match="0 target"):
+    metric([0, False, 0.0], [0.1, 0.2, 0.3])
+  with pytest.raises(ValueError, match="NaN or infinite"):
+    metric([1, 0, 1], [0.1, np.nan, 0.3])
+  with pytest.raises(ValueError, match="NaN or infinite"):
+    metric([1, 0, 1], [0.1, np.inf, 0.3])
+  with pytest.raises(ValueError, match=r"binary labels.*\[-1, 2\]"):
+    metric([1, 0, 2, -1], [0.1, 0.2, 0.3, 0.4])
+  with pytest.raises(ValueError, match="differ in shape"):
+    metric([1, 0], [0.1, 0.2, 0.3])
+
+
+def test_bad_settings_are_refused():
+  y, s = [1, 0], [0.5, 0.2]
+  with pytest.raises(ValueError, match="rule must be"):
+    V.eer(y, s, rule="sklearn")
+  with pytest.raises(ValueError, match="0 < p_target < 1"):
+    V.min_dcf(y, s, p_target=1.0)
+  with pytest.raises(ValueError, match="positive costs"):
+    V.min_dcf(y, s, c_fa=0)
