@@ -1,5 +1,5 @@
 """mirjax.evaluation.verification against straightforward loops over every distinct threshold,
-against scikit-learn's roc_curve, and on hand-computed cases with ties."""
+against scikit-learn's roc_curve, on hand-computed cases with ties, and for its files."""
 import numpy as np
 import pytest
 from sklearn import metrics as skm
@@ -195,3 +195,98 @@ def test_bad_settings_are_refused():
     V.min_dcf(y, s, p_target=1.0)
   with pytest.raises(ValueError, match="positive costs"):
     V.min_dcf(y, s, c_fa=0)
+
+
+# --------------------------------------------------------------------------- trial lists, files
+
+
+VOX = """1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav
+0 id10270/x6uYqmx31kE/00001.wav id10300/ize_eiCFEg0/00003.wav
+
+1 id10273/0OCW1HUxZyg/00001.wav id10273/7i7kEq5wb5U/00002.wav
+"""
+
+
+def test_read_voxceleb_and_kaldi_trial_lists(tmp_path):
+  path = tmp_path / "veri_test2.txt"
+  path.write_text(VOX)
+  trials = V.read_trials(str(path))
+  np.testing.assert_array_equal(trials.label, [1, 0, 1])
+  assert trials.label.dtype == np.int8
+  assert list(trials.enrol) == ["id10270/x6uYqmx31kE/00001.wav"] * 2 + ["id10273/0OCW1HUxZyg/00001.wav"]
+  assert trials.test[1] == "id10300/ize_eiCFEg0/00003.wav"
+  kaldi = tmp_path / "vox1_O_cleaned.kaldi"
+  kaldi.write_text("".join(f"{e} {t} {'target' if y else 'nontarget'}\n" for e, t, y in zip(*trials)))
+  again = V.read_trials(str(kaldi), fmt="kaldi")
+  for a, b in zip(again, trials):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("line", ["2 id1/a/1.wav id1/b/2.wav", "1 id1/a/1.wav", "1 a b c",
+                                  "target id1/a/1.wav id1/b/2.wav"])
+def test_malformed_trial_line_names_file_and_line(tmp_path, line):
+  path = tmp_path / "list_test_hard2.txt"
+  path.write_text(VOX + line + "\n")
+  with pytest.raises(ValueError, match=r"list_test_hard2.txt, line 5: expected 'label enrol test'"):
+    V.read_trials(str(path))
+  with pytest.raises(ValueError, match="line 1: expected 'enrol test target|nontarget'"):
+    V.read_trials(str(path), fmt="kaldi")
+  (tmp_path / "empty.txt").write_text("\n")
+  with pytest.raises(ValueError, match="holds no trials"):
+    V.read_trials(str(tmp_path / "empty.txt"))
+
+
+def test_drop_missing_returns_what_it_dropped(tmp_path):
+  path = tmp_path / "veri_test2.txt"
+  path.write_text(VOX)
+  trials = V.read_trials(str(path))
+  available = {"id10270/x6uYqmx31kE/00001.wav", "id10270/8jEAjG6SegY/00008.wav",
+               "id10273/0OCW1HUxZyg/00001.wav", "id10273/7i7kEq5wb5U/00002.wav"}
+  for avail in (available, sorted(available), dict.fromkeys(available)):
+    kept, dropped = V.drop_missing(trials, avail)
+    np.testing.assert_array_equal(kept.label, [1, 1])
+    assert list(kept.test) == ["id10270/8jEAjG6SegY/00008.wav", "id10273/7i7kEq5wb5U/00002.wav"]
+    assert list(dropped.test) == ["id10300/ize_eiCFEg0/00003.wav"] and list(dropped.label) == [0]
+  kept, dropped = V.drop_missing(trials, set())
+  assert len(kept.label) == 0 and len(dropped.label) == 3
+
+
+def test_score_file_round_trip(tmp_path):
+  rng = np.random.default_rng(2)
+  enrol = [f"id1{i:04d}/v/00001.wav" for i in range(20)]
+  test = [f"id1{i % 3:04d}/w/00002.wav" for i in range(20)]
+  labels = rng.integers(0, 2, 20)
+  scores = rng.standard_normal(20) / 3
+  path = tmp_path / "vox1_O.score"
+  V.write_scores(str(path), enrol, test, scores, labels)
+  trials, got = V.read_scores(str(path))
+  np.testing.assert_array_equal(got, scores)  # exact: repr reads back equal
+  np.testing.assert_array_equal(trials.label, labels)
+  assert list(trials.enrol) == enrol and list(trials.test) == test
+  V.write_scores(str(path), enrol, test, scores, labels, digits=5)
+  first = path.read_text().splitlines()[0].split()
+  assert first == [enrol[0], test[0], f"{scores[0]:.5f}", "target" if labels[0] else "nontarget"]
+  np.testing.assert_allclose(V.read_scores(str(path))[1], scores, rtol=0, atol=5e-6)
+  with open(path, "a") as f:  # wespeaker's score_norm.py may append columns: read the first four
+    f.write("a b 0.5 target 1.0 2.0 0.1 0.2\n")
+  trials, got = V.read_scores(str(path))
+  assert got[-1] == 0.5 and trials.label[-1] == 1 and len(got) == 21
+
+
+@pytest.mark.parametrize("line", ["a b 0.5", "a b x target", "a b 0.5 1"])
+def test_malformed_score_line_names_file_and_line(tmp_path, line):
+  path = tmp_path / "vox1_E.score"
+  path.write_text(f"a b 0.25 target\n{line}\n")
+  with pytest.raises(ValueError, match=r"vox1_E.score, line 2: expected 'enrol test score target\|"):
+    V.read_scores(str(path))
+
+
+def test_write_scores_refuses_what_it_cannot_write(tmp_path):
+  path = str(tmp_path / "s.score")
+  with pytest.raises(ValueError, match="whitespace"):
+    V.write_scores(path, ["a b"], ["c"], [0.1], [1])
+  with pytest.raises(ValueError, match="1 .target. or 0"):
+    V.write_scores(path, ["a"], ["c"], [0.1], [2])
+  with pytest.raises(ValueError, match="equal 1-D shapes"):
+    V.write_scores(path, ["a", "b"], ["c"], [0.1], [1])
+

@@ -1,7 +1,7 @@
-"""Speaker-verification EER and minDCF as wespeaker and SpeechBrain compute them.
+"""Speaker-verification trials scored as wespeaker and SpeechBrain score them.
 
-On host NumPy arrays in float64. The definitions and the toolkit code they were checked
-against:
+Trial lists, EER, minDCF and score files, on host NumPy arrays in float64. The definitions
+and the toolkit code they were checked against:
 
 - Operating points: one per distinct score plus +inf; a trial is accepted as target when
   its score >= threshold, so tied trials switch together, and both ends (accept all,
@@ -17,11 +17,157 @@ against:
 
 Labels are 1 = target, 0 = non-target. wespeaker computes its metrics from score files it
 wrote with 5 decimals; to reproduce one of its numbers, round the scores the same way
-(``np.round(scores, 5)``).
+(``np.round(scores, 5)``, or `write_scores` with ``digits=5`` and `read_scores`).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from mirjax.evaluation.metrics import _binary
+
+
+class Trials(NamedTuple):
+  """A trial list: utterance keys (n,) of each side, and labels (n,) int8, 1 = target."""
+  enrol: np.ndarray
+  test: np.ndarray
+  label: np.ndarray
+
+
+def _trials(enrol, test, label):
+  return Trials(np.asarray(enrol, dtype=str), np.asarray(test, dtype=str), np.asarray(label, np.int8))
+
+
+# ----------------------------------------------------------------------------------- files
+
+_FORMATS = {
+    "voxceleb": "'label enrol test' (label 1 = target, 0 = non-target)",
+    "kaldi": "'enrol test target|nontarget'",
+}
+
+
+def read_trials(path, fmt="voxceleb"):
+  """Trials of a trial-list file.
+
+  Parameters
+  ----------
+  path : str, the file
+  fmt : "voxceleb" for the published VoxCeleb lists (``veri_test2.txt``,
+    ``list_test_all2.txt``, ``list_test_hard2.txt``: ``label enrol test`` per line, keys like
+    ``id10270/x6uYqmx31kE/00001.wav``), or "kaldi" for ``enrol test target|nontarget``
+    (wespeaker's ``*.kaldi`` trials). Blank lines are skipped.
+
+  Returns
+  -------
+  `Trials`; raises ValueError naming the file and line of a malformed line
+  """
+  if fmt not in _FORMATS:
+    raise ValueError(f"fmt must be one of {sorted(_FORMATS)}, got {fmt!r}")
+  enrol, test, label = [], [], []
+  with open(path, encoding="utf-8") as f:
+    for number, line in enumerate(f, 1):
+      fields = line.split()
+      if not fields:
+        continue
+      if fmt == "voxceleb":
+        ok = len(fields) == 3 and fields[0] in ("0", "1")
+        lab, e, t = (fields + [None] * 3)[:3]
+        lab = lab == "1"
+      else:
+        ok = len(fields) == 3 and fields[2] in ("target", "nontarget")
+        e, t, lab = (fields + [None] * 3)[:3]
+        lab = lab == "target"
+      if not ok:
+        raise ValueError(f"{path}, line {number}: expected {_FORMATS[fmt]}, got {line.rstrip()!r}")
+      enrol.append(e)
+      test.append(t)
+      label.append(lab)
+  if not label:
+    raise ValueError(f"{path} holds no trials")
+  return _trials(enrol, test, label)
+
+
+def write_scores(path, enrol, test, scores, labels, digits=None):
+  """Write a Kaldi / wespeaker score file: one ``enrol test score target|nontarget`` line
+  per trial.
+
+  Parameters
+  ----------
+  path : str
+  enrol, test : (n,) utterance keys (no whitespace)
+  scores : (n,) floats
+  labels : (n,) 1 = target, 0 = non-target
+  digits : decimals of the score (wespeaker writes 5), or None to write each float
+    exactly (shortest repr that reads back equal)
+  """
+  enrol, test = np.asarray(enrol, dtype=str), np.asarray(test, dtype=str)
+  scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
+  if not enrol.shape == test.shape == scores.shape == labels.shape or enrol.ndim != 1:
+    raise ValueError(f"enrol {enrol.shape}, test {test.shape}, scores {scores.shape} and labels "
+                     f"{labels.shape} must be equal 1-D shapes")
+  if not np.isin(labels, (0, 1)).all():
+    raise ValueError("labels must be 1 (target) or 0 (non-target)")
+  for side, keys in (("enrol", enrol), ("test", test)):
+    bad = [k for k in keys if not k or len(k.split()) != 1]
+    if bad:
+      raise ValueError(f"{len(bad)} {side} keys are empty or hold whitespace (first {bad[0]!r}); "
+                       "a score file splits its lines on whitespace")
+  with open(path, "w", encoding="utf-8") as f:
+    for e, t, s, y in zip(enrol, test, scores.tolist(), labels.tolist()):
+      text = repr(s) if digits is None else f"{s:.{digits}f}"
+      f.write(f"{e} {t} {text} {'target' if y else 'nontarget'}\n")
+
+
+def read_scores(path):
+  """Trials and scores of a Kaldi / wespeaker score file.
+
+  Reads the first four fields of each line, ``enrol test score target|nontarget``, as
+  wespeaker's ``compute_metrics.py`` does (its ``score_norm.py`` may append more).
+
+  Returns
+  -------
+  (`Trials`, scores (n,) float64); raises ValueError naming the file and line of a
+  malformed line
+  """
+  enrol, test, label, scores = [], [], [], []
+  with open(path, encoding="utf-8") as f:
+    for number, line in enumerate(f, 1):
+      fields = line.split()
+      if not fields:
+        continue
+      try:
+        if len(fields) < 4 or fields[3] not in ("target", "nontarget"):
+          raise ValueError
+        score = float(fields[2])
+      except ValueError:
+        raise ValueError(f"{path}, line {number}: expected 'enrol test score target|nontarget', "
+                         f"got {line.rstrip()!r}") from None
+      enrol.append(fields[0])
+      test.append(fields[1])
+      scores.append(score)
+      label.append(fields[3] == "target")
+  if not label:
+    raise ValueError(f"{path} holds no scored trials")
+  return _trials(enrol, test, label), np.asarray(scores, np.float64)
+
+
+def drop_missing(trials, available):
+  """Split trials into those whose enrol and test keys are both ``available`` and the rest.
+
+  Parameters
+  ----------
+  trials : `Trials`
+  available : container of keys (a set, a dict of embeddings, a list)
+
+  Returns
+  -------
+  (kept, dropped), both `Trials`. Report ``len(dropped.label)`` and the first few dropped
+  trials: scores over fewer trials are not the published list's numbers.
+  """
+  if not isinstance(available, (set, frozenset, dict)):
+    available = set(available)
+  keep = np.array([e in available and t in available for e, t in zip(trials.enrol, trials.test)], bool)
+  keep = keep.reshape(len(trials.label))
+  return Trials(*(a[keep] for a in trials)), Trials(*(a[~keep] for a in trials))
 
 
 # ------------------------------------------------------------------------- EER and minDCF
