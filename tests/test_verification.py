@@ -197,6 +197,93 @@ def test_bad_settings_are_refused():
     V.min_dcf(y, s, c_fa=0)
 
 
+# ------------------------------------------------------------------------ scoring, AS-norm
+
+
+def embedding_set(rng, n=12, d=6):
+  keys = [f"id1{i % 4:04d}/vid{i}/0000{i % 3}.wav" for i in range(n)]
+  return keys, rng.standard_normal((n, d)) + 0.3
+
+
+def test_cosine_scores_with_and_without_mean_subtraction():
+  rng = np.random.default_rng(0)
+  keys, X = embedding_set(rng)
+  table = dict(zip(keys, X))
+  enrol = [keys[i] for i in rng.integers(0, 12, 30)]
+  test = [keys[i] for i in rng.integers(0, 12, 30)]
+  train = rng.standard_normal((50, 6)) + 0.3
+  mean = V.mean_embedding(train)
+  np.testing.assert_allclose(mean, train.sum(0) / 50, rtol=0, atol=TOL)
+  for m in (None, mean):
+    want = []
+    for e, t in zip(enrol, test):
+      a, b = table[e] - (0 if m is None else m), table[t] - (0 if m is None else m)
+      want.append(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b)))
+    for emb in (table, (keys, X)):
+      np.testing.assert_allclose(V.cosine_scores(enrol, test, emb, m, chunk=7), want, rtol=0, atol=TOL)
+  unit = V.normalize_embeddings(X, mean)
+  np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1, rtol=0, atol=TOL)
+  np.testing.assert_allclose(unit * np.linalg.norm(X - mean, axis=1, keepdims=True), X - mean, atol=TOL)
+  assert abs(V.cosine_scores(enrol, test, table, mean)[0] - V.cosine_scores(enrol, test, table)[0]) > 1e-6
+
+
+def test_cosine_scores_refuse_missing_keys_and_zero_vectors():
+  keys = ["a", "b", "c"]
+  X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+  with pytest.raises(ValueError, match=r"1 test keys have no embedding \(first 'zz'\).*drop_missing"):
+    V.cosine_scores(["a", "b"], ["c", "zz"], (keys, X))
+  with pytest.raises(ValueError, match="zero or non-finite norm.*first 'c'"):
+    V.cosine_scores(["a"], ["c"], (keys, X), mean=np.array([1.0, 1.0]))
+  with pytest.raises(ValueError, match="one row per key"):
+    V.cosine_scores(["a"], ["b"], (keys, X[:2]))
+
+
+def ref_as_norm(scores, enrol, test, table, cohort, top_n, mean, ddof):
+  """Each trial on its own: cosine against every cohort vector, sorted descending, top N."""
+  def stats(key):
+    v = table[key] - mean
+    c = [np.dot(v, w - mean) / (np.linalg.norm(v) * np.linalg.norm(w - mean)) for w in cohort]
+    top = sorted(c, reverse=True)[:top_n]
+    return np.mean(top), np.std(top, ddof=ddof)
+  out = []
+  for s, e, t in zip(scores, enrol, test):
+    (me, se), (mt, st) = stats(e), stats(t)
+    out.append(0.5 * ((s - me) / se + (s - mt) / st))
+  return np.array(out)
+
+
+@pytest.mark.parametrize("top_n,ddof", [(5, 0), (1000, 0), (17, 1), (None, 0)])
+def test_as_norm_matches_a_direct_loop(top_n, ddof):
+  rng = np.random.default_rng(1)
+  keys, X = embedding_set(rng, n=15, d=8)
+  table = dict(zip(keys, X))
+  cohort = rng.standard_normal((40, 8)) + 0.3
+  cohort[7] = cohort[3]  # tied cohort scores
+  mean = V.mean_embedding(cohort) * 0.5
+  enrol = [keys[i] for i in rng.integers(0, 15, 25)]
+  test = [keys[i] for i in rng.integers(0, 15, 25)]
+  scores = V.cosine_scores(enrol, test, table, mean)
+  if top_n == 1000:
+    with pytest.raises(ValueError, match="top_n must be between 1 and the cohort size 40.*S-norm"):
+      V.as_norm(scores, enrol, test, table, cohort, top_n, mean)
+    return
+  want = ref_as_norm(scores, enrol, test, table, cohort, top_n or 40, mean, ddof)
+  got = V.as_norm(scores, enrol, test, (keys, X), cohort, top_n, mean, ddof=ddof, chunk=4)
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+  cohort_table = {f"spk{i}": v for i, v in enumerate(cohort)}
+  np.testing.assert_allclose(V.as_norm(scores, enrol, test, table, cohort_table, top_n, mean, ddof=ddof),
+                             got, rtol=0, atol=1e-12)
+
+
+def test_cohort_statistics_take_the_largest_scores():
+  x = np.array([[1.0, 0.0]])
+  angles = np.array([0.0, 0.5, 1.0, 2.0, 3.0])
+  cohort = np.stack([np.cos(angles), np.sin(angles)], 1) * 3.0
+  mean, std = V.cohort_statistics(x, cohort, top_n=2)
+  np.testing.assert_allclose(mean, [(1 + np.cos(0.5)) / 2], atol=TOL)
+  np.testing.assert_allclose(std, [(1 - np.cos(0.5)) / 2], atol=TOL)
+
+
 # --------------------------------------------------------------------------- trial lists, files
 
 
@@ -289,4 +376,3 @@ def test_write_scores_refuses_what_it_cannot_write(tmp_path):
     V.write_scores(path, ["a"], ["c"], [0.1], [2])
   with pytest.raises(ValueError, match="equal 1-D shapes"):
     V.write_scores(path, ["a", "b"], ["c"], [0.1], [1])
-

@@ -1,8 +1,12 @@
 """Speaker-verification trials scored as wespeaker and SpeechBrain score them.
 
-Trial lists, EER, minDCF and score files, on host NumPy arrays in float64. The definitions
-and the toolkit code they were checked against:
+Trial lists, cosine scoring, AS-norm, EER, minDCF and score files, on host NumPy arrays in
+float64. The definitions and the toolkit code they were checked against:
 
+- Cosine scoring: wespeaker ``wespeaker/bin/score.py`` (``--mean_vec``: subtract the mean
+  of a training set's embeddings, then cosine).
+- AS-norm: wespeaker ``wespeaker/bin/score_norm.py`` (``get_mean_std``): top-N of each
+  side's cohort scores, population std (ddof 0).
 - Operating points: one per distinct score plus +inf; a trial is accepted as target when
   its score >= threshold, so tied trials switch together, and both ends (accept all,
   reject all) are points. wespeaker's ``compute_pmiss_pfa_rbst`` takes one point per trial
@@ -170,6 +174,167 @@ def drop_missing(trials, available):
   return Trials(*(a[keep] for a in trials)), Trials(*(a[~keep] for a in trials))
 
 
+# ------------------------------------------------------------------------- embeddings
+
+
+def _table(embeddings, what="embeddings"):
+  """(key -> row index, float64 matrix) of a dict key -> vector or a (keys, matrix) pair."""
+  if isinstance(embeddings, dict):
+    keys = list(embeddings)
+    if not keys:
+      raise ValueError(f"{what} is empty")
+    matrix = np.stack([np.asarray(embeddings[k], np.float64).ravel() for k in keys])
+  else:
+    keys, matrix = embeddings
+    keys, matrix = list(keys), np.asarray(matrix, np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != len(keys):
+      raise ValueError(f"{what}: matrix {matrix.shape} must be 2-D with one row per key ({len(keys)} keys)")
+  index = {k: i for i, k in enumerate(keys)}
+  if len(index) != len(keys):
+    raise ValueError(f"{what}: {len(keys) - len(index)} keys appear more than once")
+  return index, matrix
+
+
+def _rows(index, keys, side):
+  rows = np.array([index.get(k, -1) for k in keys], np.int64).reshape(len(keys))
+  missing = np.flatnonzero(rows < 0)
+  if missing.size:
+    first = ", ".join(repr(str(keys[i])) for i in missing[:3])
+    raise ValueError(f"{missing.size} {side} keys have no embedding (first {first}); drop those trials "
+                     "with drop_missing(trials, embeddings) and report how many")
+  return rows
+
+
+def mean_embedding(embeddings):
+  """Mean vector (d,) of a dict key -> vector, a (keys, matrix) pair or a matrix (n, d):
+  what wespeaker saves as ``mean_vec.npy`` from the training set's embeddings."""
+  if isinstance(embeddings, (dict, tuple)):
+    embeddings = _table(embeddings)[1]
+  return np.asarray(embeddings, np.float64).mean(axis=0)
+
+
+def normalize_embeddings(x, mean=None, names=None):
+  """Rows of ``x`` (n, d) less ``mean`` (d,) if given, scaled to unit L2 norm.
+
+  Raises ValueError for a row of zero norm (its cosine is undefined), naming it by
+  ``names[i]`` if given, else by row index.
+  """
+  x = np.asarray(x, np.float64)
+  if mean is not None:
+    mean = np.asarray(mean, np.float64)
+    if mean.shape != x.shape[-1:]:
+      raise ValueError(f"mean {mean.shape} must be one vector of the embeddings' size ({x.shape[-1]},)")
+    x = x - mean
+  norm = np.linalg.norm(x, axis=-1, keepdims=True)
+  bad = np.flatnonzero(~(norm[:, 0] > 0))
+  if bad.size:
+    name = repr(str(names[bad[0]])) if names is not None else f"row {bad[0]}"
+    raise ValueError(f"{bad.size} embeddings have zero or non-finite norm after mean subtraction "
+                     f"(first {name}); cosine scores need non-zero finite vectors")
+  return x / norm
+
+
+def _unit_rows(embeddings, keys_by_side, mean):
+  """Unit vectors of the utterances ``keys_by_side`` name, and each side's rows into them."""
+  index, matrix = _table(embeddings)
+  rows = [_rows(index, keys, side) for side, keys in keys_by_side]
+  used, inverse = np.unique(np.concatenate(rows), return_inverse=True)
+  names = list(index)
+  unit = normalize_embeddings(matrix[used], mean, [names[i] for i in used])
+  return unit, np.split(inverse, np.cumsum([len(r) for r in rows])[:-1])
+
+
+def cosine_scores(enrol, test, embeddings, mean=None, chunk=65536):
+  """Cosine score of each trial, as wespeaker's ``score.py``.
+
+  Parameters
+  ----------
+  enrol, test : (n,) utterance keys, e.g. ``trials.enrol``, ``trials.test``
+  embeddings : dict key -> vector (d,), or (keys, matrix (k, d))
+  mean : (d,) subtracted from every embedding first (wespeaker ``--mean_vec``, the
+    `mean_embedding` of a training set), or None
+  chunk : trials scored at a time (bounds memory on the 580k-trial lists)
+
+  Returns
+  -------
+  scores (n,) float64 in [-1, 1]: cos(e - mean, t - mean)
+  """
+  unit, (e, t) = _unit_rows(embeddings, (("enrol", enrol), ("test", test)), mean)
+  out = np.empty(len(e), np.float64)
+  for i in range(0, len(e), chunk):
+    out[i:i + chunk] = np.einsum("ij,ij->i", unit[e[i:i + chunk]], unit[t[i:i + chunk]])
+  return out
+
+
+def cohort_statistics(x, cohort, top_n, ddof=0, chunk=1024):
+  """Mean and std (n,) of each row's ``top_n`` largest cosine scores against a cohort.
+
+  Parameters
+  ----------
+  x : (n, d) embeddings; cohort : (m, d) embeddings (rows are L2-normalised here; subtract
+    any mean first)
+  top_n : the N largest scores of each row kept (wespeaker: sort descending, take N), or
+    None for the whole cohort (S-norm)
+  ddof : 0 = population std (wespeaker, numpy); 1 = unbiased (SpeechBrain's recipe, torch.std)
+  chunk : rows scored at a time; memory is about chunk * m * 8 bytes
+
+  Returns
+  -------
+  (mean, std), each (n,) float64
+  """
+  x, cohort = normalize_embeddings(x), normalize_embeddings(cohort)
+  m = cohort.shape[0]
+  top_n = m if top_n is None else int(top_n)
+  if not ddof + 1 <= top_n <= m:
+    raise ValueError(f"top_n must be between {ddof + 1} and the cohort size {m}, got {top_n}; "
+                     "pass top_n=None to use the whole cohort (S-norm)")
+  mean, std = np.empty(x.shape[0]), np.empty(x.shape[0])
+  for i in range(0, x.shape[0], chunk):
+    s = x[i:i + chunk] @ cohort.T
+    if top_n < m:  # the top-N set, not its order, fixes mean and std
+      s = np.partition(s, m - top_n, axis=1)[:, m - top_n:]
+    mean[i:i + chunk], std[i:i + chunk] = s.mean(axis=1), s.std(axis=1, ddof=ddof)
+  return mean, std
+
+
+def as_norm(scores, enrol, test, embeddings, cohort, top_n, mean=None, ddof=0, chunk=1024):
+  """Adaptive symmetric score normalisation, as wespeaker's ``score_norm.py``.
+
+  Every enrol and test utterance gets the mean and std of its ``top_n`` largest cosine
+  scores against the cohort (`cohort_statistics`), and each trial's score becomes
+  ``0.5 * ((s - mu_e) / sd_e + (s - mu_t) / sd_t)`` (Matejka et al., Interspeech 2017).
+
+  Parameters
+  ----------
+  scores : (n,) raw trial scores, e.g. `cosine_scores` with the same ``mean``
+  enrol, test : (n,) utterance keys
+  embeddings : dict key -> vector, or (keys, matrix), holding every enrol and test key
+  cohort : (m, d) matrix, dict or (keys, matrix); wespeaker's VoxCeleb recipe uses the
+    per-speaker mean embeddings of VoxCeleb2-dev
+  top_n : cohort scores kept per utterance, or None for all (S-norm)
+  mean : (d,) subtracted from the evaluation and the cohort embeddings (wespeaker
+    subtracts the same ``mean_vec`` from both), or None
+  ddof, chunk : as `cohort_statistics`
+
+  Returns
+  -------
+  normalised scores (n,) float64; raises ValueError for a zero cohort std
+  """
+  scores = np.asarray(scores, np.float64)
+  if scores.shape != (len(enrol),) or len(enrol) != len(test):
+    raise ValueError(f"scores {scores.shape}, enrol ({len(enrol)},) and test ({len(test)},) must match")
+  unit, (e, t) = _unit_rows(embeddings, (("enrol", enrol), ("test", test)), mean)
+  cohort = cohort if not isinstance(cohort, (dict, tuple)) else _table(cohort, "cohort")[1]
+  cohort = np.asarray(cohort, np.float64)
+  if mean is not None:
+    cohort = cohort - np.asarray(mean, np.float64)
+  mu, sd = cohort_statistics(unit, cohort, top_n, ddof, chunk)
+  if not (sd > 0).all():
+    raise ValueError(f"{int((~(sd > 0)).sum())} utterances have zero std over their top {top_n} cohort "
+                     "scores; use a larger or more varied cohort")
+  return 0.5 * ((scores - mu[e]) / sd[e] + (scores - mu[t]) / sd[t])
+
+
 # ------------------------------------------------------------------------- EER and minDCF
 
 
@@ -259,4 +424,3 @@ def min_dcf(labels, scores, p_target=0.01, c_miss=1.0, c_fa=1.0, normalize=True)
   k = int(np.argmin(dcf))
   c_default = min(c_miss * p_target, c_fa * (1 - p_target)) if normalize else 1.0
   return float(dcf[k] / c_default), float(thresholds[k])
-
