@@ -4,9 +4,9 @@ A `CosineClassifier` gives the cosines cos(theta_j) = <x / |x|, w_j / |w_j|> bet
 embedding and each class's weight row; a margin loss turns them into scaled logits in which
 only the target class is penalised, then takes the softmax cross-entropy:
 
-  AAM (ArcFace, Deng et al., arXiv:1801.07698)         target s cos(theta_y + m), others s cos(theta_j)
-  AM (CosFace / AM-softmax, Wang et al., arXiv:1801.09414
-      and arXiv:1801.05599)                              target s (cos(theta_y) - m), others s cos(theta_j)
+  AAM (ArcFace, Deng et al., arXiv:1801.07698): target s cos(theta_y + m), others s cos(theta_j)
+  AM (CosFace, Wang et al., arXiv:1801.09414; AM-softmax, Wang et al., arXiv:1801.05599):
+      target s (cos(theta_y) - m), others s cos(theta_j)
 
 The margin is an argument (a traced scalar is fine), so a warm-up schedule such as
 `margin_schedule` (wespeaker's MarginScheduler as a pure function of the step) can set it at
