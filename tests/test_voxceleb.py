@@ -1,4 +1,6 @@
-"""The VoxCeleb reader on small folders in the real layouts, faults included."""
+"""The VoxCeleb reader on small folders in the real layouts, faults included, and the synthetic
+audio-visual speakers it reads by default."""
+import hashlib
 import logging
 import os
 
@@ -8,6 +10,8 @@ import soundfile as sf
 from PIL import Image
 
 from mirjax.data import voxceleb
+from mirjax.data.embedded import avspeakers
+from mirjax.errors import DataError
 
 SR = 16000
 META = [("id10001", "Alice_A", "f", "Ireland", "dev"), ("id10002", "Bob_B", "m", "USA", "dev"),
@@ -51,7 +55,8 @@ def _frame_dir(root, layout, key):
   sid, video, seg = key.split("/")
   if layout == "frames":
     return os.path.join(root, "frames", sid, video, seg)
-  return os.path.join(root, "unzippedIntervalFaces", "data", NAMES.get(sid, sid), "1.6", video, str(int(seg)))
+  name = NAMES.get(sid, sid)
+  return os.path.join(root, "unzippedIntervalFaces", "data", name, "1.6", video, str(int(seg)))
 
 
 def make_folder(root, layout="unzippedIntervalFaces"):
@@ -93,7 +98,8 @@ def folder(request, tmp_path_factory):
 def test_reads_faulty_folder_skipping_and_listing(folder, caplog):
   with caplog.at_level(logging.WARNING):
     vox = voxceleb.read_voxceleb(folder)
-  good = {k for k, fault in UTTERANCES.items() if fault in ("", "one_bad_frame") and not k.startswith("id19999")}
+  good = {k for k, fault in UTTERANCES.items()
+          if fault in ("", "one_bad_frame") and not k.startswith("id19999")}
   assert {u.key for u in vox.utterances} == good
   layout = "frames" if os.path.isdir(os.path.join(folder, "frames")) else "unzippedIntervalFaces"
   assert vox.faces == layout and vox.sample_rate == SR
@@ -176,7 +182,8 @@ def test_m4a_gives_the_conversion_command(tmp_path):
   m4a.parent.mkdir(parents=True)
   m4a.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(64))
   # vox2_meta.csv as distributed: comma-separated, every field padded with a space.
-  (root / "vox2_meta.csv").write_text("VoxCeleb2 ID ,VGGFace2 ID ,Gender ,Set \nid00012 ,n000012 ,m ,dev \n")
+  (root / "vox2_meta.csv").write_text("VoxCeleb2 ID ,VGGFace2 ID ,Gender ,Set \n"
+                                      "id00012 ,n000012 ,m ,dev \n")
   wav = root / "wav" / "id00012" / "21Uxsk56VDQ" / "00001.wav"
   with pytest.raises(voxceleb.VoxCelebError, match="soundfile cannot decode") as err:
     voxceleb.read_voxceleb(root)
@@ -203,3 +210,164 @@ def test_missing_meta_or_wav_folder_says_what_is_needed(tmp_path):
   (tmp_path / "wav").mkdir()
   with pytest.raises(voxceleb.VoxCelebError, match="vox1_meta.csv or vox2_meta.csv"):
     voxceleb.read_voxceleb(tmp_path)
+
+
+# --- The synthetic default -------------------------------------------------------------------
+
+SMOKE = avspeakers.CONFIGS["smoke"]
+
+
+def _digest(folder) -> str:
+  h = hashlib.sha256()
+  for dirpath, dirs, files in sorted(os.walk(folder)):
+    dirs.sort()
+    for f in sorted(files):
+      h.update(os.path.relpath(os.path.join(dirpath, f), folder).encode())
+      with open(os.path.join(dirpath, f), "rb") as fh:
+        h.update(fh.read())
+  return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+  return avspeakers.generate(tmp_path_factory.mktemp("avs") / "a", "smoke", seed=3, workers=1)
+
+
+def test_synthetic_layout_reads_back(smoke):
+  vox = voxceleb.read_voxceleb(smoke, check_frames="decode")
+  assert vox.faces == "unzippedIntervalFaces" and not vox.skipped_files and not vox.dropped_trials
+  assert len(vox.utterances) == SMOKE.identities * SMOKE.utterances
+  dev, test = set(vox.split("dev")), set(vox.split("test"))
+  assert len(test) == SMOKE.test_identities and len(dev) == SMOKE.identities - SMOKE.test_identities
+  assert not dev & test
+  assert not {u.speaker for u in vox.utterances_of("dev")} & test
+  trials = vox.trials["veri_test2.txt"]
+  labels = np.array([t.label for t in trials])
+  assert len(trials) == 2 * SMOKE.trials_per_utterance * SMOKE.test_identities * SMOKE.utterances
+  assert labels.sum() == len(trials) // 2
+  speaker = lambda key: key.split("/")[0]
+  assert {speaker(k) for t in trials for k in (t.enrol, t.test)} == test
+  assert all((speaker(t.enrol) == speaker(t.test)) == bool(t.label) and t.enrol != t.test for t in trials)
+  u = vox.utterances[0]
+  audio = voxceleb.load_audio(u)
+  assert SMOKE.seconds[0] * SR - 1 <= len(audio) <= SMOKE.seconds[1] * SR + 1
+  assert 0.01 < float(np.sqrt(np.mean(audio ** 2))) < 0.2
+  assert len(u.frame_paths) == SMOKE.frames
+  assert voxceleb.load_frames(u, n=2, size=SMOKE.image_size).std() > 0.05
+  with open(os.path.join(smoke, "README.txt")) as f:
+    assert "SYNTHETIC" in f.read()
+
+
+def test_synthetic_data_is_deterministic_for_a_seed(smoke, tmp_path):
+  again = avspeakers.generate(tmp_path / "b", "smoke", seed=3, workers=1)
+  assert _digest(again) == _digest(smoke)
+  small = SMOKE._replace(identities=4, test_identities=2, utterances=2)
+  assert _digest(avspeakers.generate(tmp_path / "c", small, seed=3, workers=1)) != \
+      _digest(avspeakers.generate(tmp_path / "d", small, seed=4, workers=1))
+
+
+LATENT = avspeakers.Size(24, 4, 4, (2, 2), (1.0, 1.0), 2, 48, 1)  # 2 videos of 2 utterances each
+
+
+def _face_width(frame: np.ndarray) -> float:
+  """Head width in pixels on the cheek rows (between nose and mouth, averaged): from the middle,
+  the first colour edge on each side that is at least 40 % of that side's strongest."""
+  n = frame.shape[0]
+  row = frame[int(0.58 * n):int(0.62 * n) + 1].mean(axis=0)
+  edges = np.linalg.norm(np.diff(row, axis=0), axis=1)
+  mid, margin = n // 2, int(0.15 * n)
+  right, left = edges[mid + margin:], edges[:mid - margin][::-1]
+  first = lambda side: int(np.argmax(side >= 0.4 * side.max()))
+  return float(2 * margin + 1 + first(right) + first(left))
+
+
+def _widths(vox) -> np.ndarray:
+  width = {}
+  for u in vox.utterances:
+    width.setdefault(u.speaker, []).extend(_face_width(fr) for fr in voxceleb.load_frames(u, 2, 48))
+  return np.array([np.mean(width[s]) for s in sorted(width)])
+
+
+def _voices(vox):
+  """(per-identity log of median f0, per-utterance mean log-mel over bands minus its mean
+  (level-free), speaker and video of each utterance)."""
+  import librosa  # pylint: disable=import-outside-toplevel
+  f0, mels, who = {}, [], []
+  for u in vox.utterances:
+    audio = voxceleb.load_audio(u)
+    track = librosa.yin(audio, fmin=60, fmax=400, sr=SR, frame_length=1024)
+    rms = librosa.feature.rms(y=audio, frame_length=1024, hop_length=256)[0][:len(track)]
+    f0.setdefault(u.speaker, []).append(np.median(track[rms > np.median(rms)]))
+    mel = np.log(librosa.feature.melspectrogram(y=audio, sr=SR, n_fft=512, hop_length=160, n_mels=40)
+                 + 1e-6).mean(axis=1)
+    mels.append(mel - mel.mean())
+    who.append(u.key.split("/")[:2])
+  return np.log([np.median(f0[s]) for s in sorted(f0)]), np.array(mels), np.array(who)
+
+
+@pytest.fixture(scope="module")
+def latent_pair(tmp_path_factory):
+  """The LATENT data twice from one seed: voice and face sharing sex and age, and not."""
+  root = tmp_path_factory.mktemp("latent")
+  read = lambda folder: voxceleb.read_voxceleb(folder, check_frames="none")
+  return (read(avspeakers.generate(root / "a", LATENT, seed=0, workers=1)),
+          read(avspeakers.generate(root / "b", LATENT, seed=0, coupling=0.0, workers=1)))
+
+
+def test_voice_and_face_share_a_latent(latent_pair):
+  coupled, apart = latent_pair
+  assert [u.key for u in coupled.utterances] == [u.key for u in apart.utterances]
+  np.testing.assert_array_equal(voxceleb.load_audio(coupled.utterances[5]),
+                                voxceleb.load_audio(apart.utterances[5]))
+  log_f0 = _voices(coupled)[0]  # the voices are the same in both
+  r = np.corrcoef(log_f0, _widths(coupled))[0, 1]
+  r_apart = np.corrcoef(log_f0, _widths(apart))[0, 1]
+  # Low voices have broad faces when sex is shared; with faces drawn apart, no such link.
+  assert r < -0.45, r
+  assert abs(r_apart) < 0.35 and r < r_apart - 0.3, (r, r_apart)
+
+
+def test_voices_differ_between_identities(latent_pair):
+  _, mels, who = _voices(latent_pair[0])
+  z = (mels - mels.mean(0)) / mels.std(0)
+  d = np.linalg.norm(z[:, None] - z[None], axis=2)
+  same = who[:, None, 0] == who[None, :, 0]
+  other_video = who[:, None, 1] != who[None, :, 1]
+  # Another video of the same identity (other channel, other words) beats another identity.
+  within, across = d[same & other_video].mean(), d[~same].mean()
+  assert within < 0.93 * across, (within, across)
+  # The nearest utterance of another video is of the same identity far above chance (2 in 94).
+  nearest = np.argmin(np.where(other_video, d, np.inf), axis=1)
+  assert np.mean(who[nearest, 0] == who[:, 0]) > 0.1
+
+
+def test_ensure_builds_once_into_the_cache(tmp_path):
+  folder = avspeakers.ensure("smoke", data_dir=str(tmp_path), seed=1, workers=1)
+  assert folder == avspeakers.cache_folder("smoke", str(tmp_path), seed=1)
+  stamp = os.stat(os.path.join(folder, "vox1_meta.csv")).st_mtime_ns
+  vox = avspeakers.load("smoke", data_dir=str(tmp_path), seed=1, check_frames="none")
+  assert os.stat(os.path.join(folder, "vox1_meta.csv")).st_mtime_ns == stamp  # read, not rebuilt
+  assert vox.root == folder and len(vox.utterances) == SMOKE.identities * SMOKE.utterances
+  assert os.listdir(os.path.dirname(folder)) == [os.path.basename(folder)]  # no half-written folder left
+  with pytest.raises(DataError, match="unknown avspeakers config"):
+    avspeakers.ensure("huge", data_dir=str(tmp_path))
+
+
+def test_mouth_opens_with_the_speech(latent_pair):
+  """How dark the mouth region is (open mouth) follows the audio's loudness at each frame's time,
+  within each identity (so that faces' own differences do not count)."""
+  dark, loud, who = [], [], []
+  for u in latent_pair[0].utterances:
+    audio, n = voxceleb.load_audio(u), len(u.frame_paths)
+    frames = voxceleb.load_frames(u, n, 48)
+    for k in range(n):
+      t = int((k + 0.5) / n * len(audio))
+      loud.append(np.log(np.sqrt(np.mean(audio[max(0, t - 320):t + 320] ** 2)) + 1e-4))
+      mouth = frames[k, 30:37, 19:29].mean(axis=-1)  # where the mouth is, give or take the pose
+      dark.append(np.median(mouth) - mouth.min())
+      who.append(u.speaker)
+  dark, loud, who = np.array(dark), np.array(loud), np.array(who)
+  for s in set(who):
+    dark[who == s] -= dark[who == s].mean()
+    loud[who == s] -= loud[who == s].mean()
+  assert np.corrcoef(dark, loud)[0, 1] > 0.3
