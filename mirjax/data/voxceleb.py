@@ -351,7 +351,8 @@ def read_voxceleb(folder, *, faces: str = "auto", check_audio: bool = True,
       skip(spk_dir, "", f"speaker {sid} is not in {os.path.basename(meta_path)} ({n} files left "
            "out): its Set (dev or test) is unknown")
       for video in _listdir(spk_dir):
-        for f in _listdir(os.path.join(spk_dir, video)) if os.path.isdir(os.path.join(spk_dir, video)) else ():
+        video_dir = os.path.join(spk_dir, video)
+        for f in _listdir(video_dir) if os.path.isdir(video_dir) else ():
           skipped_keys[f"{sid}/{video}/{os.path.splitext(f)[0]}"] = f"speaker {sid} is not in the meta csv"
       continue
     for video in _listdir(spk_dir):
