@@ -263,3 +263,45 @@ def test_truncated_and_untagged_files_are_used_and_named(tmp_path):
   assert info.num_examples == {"train": 6}
   quiet = [ex for ex in examples(sources["train"]) if info.files[int(ex["file_index"])] == "quiet.wav"]
   assert len(quiet) == 2 and all(ex["tags"].sum() == 0 for ex in quiet)
+
+
+def test_a_build_waits_for_one_in_progress_and_clears_what_a_killed_build_left(folder, tmp_path):
+  """Two runs building one dataset in one data dir: the second waits for the first's lock,
+  then reads what the first built, without building it again; an `incomplete.*` folder of
+  a killed build is removed by the next build."""
+  import fcntl
+  import threading
+
+  import tensorflow_datasets as tfds
+
+  from mirjax.data import prepare
+
+  make = lambda: audio_folder.make_builder(folder, tmp_path, SR, CLIP_SECONDS)
+  dataset_dir = os.path.dirname(os.fspath(make().data_dir))
+  os.makedirs(dataset_dir, exist_ok=True)
+  orphan = os.path.join(dataset_dir, "incomplete.ABC123_1.0.0")
+  os.makedirs(orphan)
+  open(os.path.join(orphan, "part.array_record"), "w").close()
+  result = {}
+  with open(os.path.join(dataset_dir, prepare.LOCK_NAME), "a+") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # a first run is building
+    waiting = threading.Thread(target=lambda: result.update(
+        zip(("sources", "info"), folder_lib.load_folder(folder, tmp_path, SR, CLIP_SECONDS))))
+    waiting.start()
+    waiting.join(2.0)
+    assert waiting.is_alive() and not result  # the second run waits
+    make().download_and_prepare(  # the first run's build, then its lock released
+        download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(folder)))
+    built = {p: os.path.getmtime(p) for p in sorted(glob_files(dataset_dir)) if "incomplete" not in p}
+    fcntl.flock(lock, fcntl.LOCK_UN)
+  waiting.join(60)
+  assert not waiting.is_alive()
+  assert result["info"].num_examples == {"train": 4, "test": 3}
+  assert not os.path.exists(orphan)
+  assert {p: os.path.getmtime(p) for p in built} == built  # read, not built again
+
+
+def glob_files(root):
+  for d, _, names in os.walk(root):
+    for n in names:
+      yield os.path.join(d, n)

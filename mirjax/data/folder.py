@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 from mirjax.data import default_data_dir
 from mirjax.data.builders import audio_folder
 from mirjax.data.info import Info
+from mirjax.data.prepare import prepared
 
 
 class NumpySource:
@@ -53,10 +54,9 @@ def load_folder(manual_dir, data_dir=None, sample_rate: int = 16000, clip_second
     audio_folder.FolderError: the folder or tags.csv is missing or malformed.
     ValueError: sample_rate or clip_seconds is not positive.
   """
-  builder = audio_folder.make_builder(manual_dir, data_dir or default_data_dir(),
-                                      sample_rate, clip_seconds)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+  builder = prepared(lambda: audio_folder.make_builder(manual_dir, data_dir or default_data_dir(),
+                                                      sample_rate, clip_seconds),
+                     download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
   meta = builder.info.metadata
   splits = [s for s in audio_folder.SPLITS if s in builder.info.splits]
   sources = {s: NumpySource(builder.as_data_source(s)) for s in splits}

@@ -16,11 +16,12 @@ from mirjax.data import default_data_dir
 from mirjax.data.builders import esc50, gtzan, magnatagatune, nsynth, unlabelled
 from mirjax.data.folder import NumpySource
 from mirjax.data.info import Info
+from mirjax.data.prepare import prepared
 
 
-def _prepare(builder, manual_dir):
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+def _prepare(make_builder, manual_dir):
+  builder = prepared(make_builder,
+                     download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
   splits = [s for s in ("train", "valid", "test") if s in builder.info.splits]
   sources = {s: NumpySource(builder.as_data_source(s)) for s in splits}
   return sources, builder.info.metadata, {s: len(sources[s]) for s in splits}
@@ -42,17 +43,16 @@ def load_mtat(manual_dir, data_dir=None, convention: str = "clean", sample_rate:
     {"audio": int16 (samples,), "tags": uint8 (top_k,), "clip_id", "mp3_path", ...};
     info is a `mirjax.data.info.Info` with `tag_names`.
   """
-  builder = magnatagatune.make_builder(manual_dir, data_dir or default_data_dir(), convention,
-                                       sample_rate, top_k)
-  sources, meta, counts = _prepare(builder, manual_dir)
+  sources, meta, counts = _prepare(lambda: magnatagatune.make_builder(
+      manual_dir, data_dir or default_data_dir(), convention, sample_rate, top_k), manual_dir)
   return sources, Info(
       name=f"mtat/{convention}", sample_rate=int(meta["sample_rate"]), num_examples=counts,
       tag_names=tuple(meta["tag_names"]), skipped=int(meta["skipped"]),
       skipped_files=dict(meta["skipped_files"]))
 
 
-def _load_labelled(builder):
-  builder.download_and_prepare()
+def _load_labelled(make_builder):
+  builder = prepared(make_builder)
   meta = builder.info.metadata
   splits = [s for s in ("train", "valid", "test") if s in builder.info.splits]
   sources = {s: NumpySource(builder.as_data_source(s)) for s in splits}
@@ -70,23 +70,23 @@ def load_gtzan(manual_dir, data_dir=None, sample_rate: int = 16000):
     {"audio": int16 (samples,), "label": int32, "path": bytes}; info is a `mirjax.data.info.Info` with
     `class_names` (the ten genres).
   """
-  return _load_labelled(gtzan.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))
+  return _load_labelled(lambda: gtzan.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))
 
 
 def load_esc50(manual_dir, data_dir=None, fold: int = 1, sample_rate: int = 16000):
   """ESC-50 from its distribution folder with test fold `fold` (layout: `esc50.LAYOUT`);
   sources and info as `load_gtzan` (50 classes)."""
-  return _load_labelled(esc50.make_builder(manual_dir, data_dir or default_data_dir(), fold,
-                                           sample_rate))
+  return _load_labelled(lambda: esc50.make_builder(manual_dir, data_dir or default_data_dir(), fold,
+                                                   sample_rate))
 
 
 def load_nsynth(manual_dir, data_dir=None, sample_rate: int = 16000):
   """NSynth instrument families from the official split folders (layout: `nsynth.LAYOUT`);
   sources and info as `load_gtzan` (11 classes)."""
-  return _load_labelled(nsynth.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))
+  return _load_labelled(lambda: nsynth.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))
 
 
 def load_unlabelled(manual_dir, data_dir=None, sample_rate: int = 16000):
   """Every audio file under a folder, for self-supervised pre-training (split by a hash of
   the path); sources as `load_gtzan` with a single class."""
-  return _load_labelled(unlabelled.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))
+  return _load_labelled(lambda: unlabelled.make_builder(manual_dir, data_dir or default_data_dir(), sample_rate))

@@ -91,8 +91,9 @@ def load(config_name: str = "default", data_dir: str | None = None, label: str |
     raise DataError(f"unknown embedded label {label!r}; choose one of {sorted(LABELS)}")
   # pylint: disable-next=import-outside-toplevel
   from mirjax.data.builders.embedded_music import EmbeddedMusic, SPLITS
-  builder = EmbeddedMusic(config=config_name, data_dir=data_dir or default_data_dir())
-  builder.download_and_prepare()  # a no-op when the dataset is already there
+  from mirjax.data.prepare import prepared  # pylint: disable=import-outside-toplevel
+  # a no-op when the dataset is already there; one build at a time per data dir
+  builder = prepared(lambda: EmbeddedMusic(config=config_name, data_dir=data_dir or default_data_dir()))
   meta = builder.info.metadata
   info = Info(
       name=f"embedded/{config_name}" + (f"/{label}" if label else ""),
