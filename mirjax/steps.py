@@ -3,16 +3,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mirjax.inputs import fold_chunks, model_inputs
 from mirjax.optim import branch_weights
 from mirjax.state import TrainState
 
 
-def _apply(model, params, model_state, audio, **kw):
-  """model.apply that always returns (outputs, new_model_state)."""
+def _apply(model, params, model_state, inputs, **kw):
+  """model.apply on the dict of named `inputs` (mirjax/inputs.py) that always returns
+  (outputs, new_model_state)."""
   variables = {"params": params, **model_state}
   if not model_state or not kw.get("train"):
-    return model.apply(variables, audio, **kw), model_state
-  return model.apply(variables, audio, mutable=list(model_state), **kw)
+    return model.apply(variables, inputs, **kw), model_state
+  return model.apply(variables, inputs, mutable=list(model_state), **kw)
 
 
 def train_step(state: TrainState, batch, *, model, task, tx, contract=False, branch_leaves=None):
@@ -31,7 +33,7 @@ def train_step(state: TrainState, batch, *, model, task, tx, contract=False, bra
   step_rng = jax.random.fold_in(state.rng, state.step)
 
   def branch_losses(params):
-    outputs, new_model_state = _apply(model, params, state.model_state, batch["audio"],
+    outputs, new_model_state = _apply(model, params, state.model_state, model_inputs(batch),
                                       train=True, rngs={"dropout": step_rng})
     losses = task.losses(outputs, batch)
     return jnp.stack([losses[b] for b in task.branches]), new_model_state
@@ -64,17 +66,18 @@ def train_step(state: TrainState, batch, *, model, task, tx, contract=False, bra
 
 
 def eval_step(state: TrainState, batch, *, model, task):
-  """Predictions for (batch, chunks, time) audio: each chunk scored, chunk scores averaged."""
-  audio = batch["audio"]
-  b, c, t = audio.shape
-  outputs, _ = _apply(model, state.params, state.model_state, audio.reshape(b * c, t), train=False)
+  """Predictions for inputs of (batch, chunks, ...) (e.g. audio (batch, chunks, time)): each
+  chunk scored, chunk scores averaged."""
+  inputs, (b, c) = fold_chunks(model_inputs(batch))
+  outputs, _ = _apply(model, state.params, state.model_state, inputs, train=False)
   scores = task.predict(outputs)
   return {k: v.reshape(b, c, *v.shape[1:]).mean(axis=1) for k, v in scores.items()}
 
 
 def eval_losses(state: TrainState, batch, *, model, task):
-  """Per-branch mean losses (K,) of (batch, time) audio in eval mode, padding masked out,
-  and the number of real examples: what gradient blending measures."""
-  outputs, _ = _apply(model, state.params, state.model_state, batch["audio"], train=False)
+  """Per-branch mean losses (K,) of a batch (inputs (batch, ...), e.g. audio (batch, time))
+  in eval mode, padding masked out, and the number of real examples: what gradient
+  blending measures."""
+  outputs, _ = _apply(model, state.params, state.model_state, model_inputs(batch), train=False)
   losses = task.losses(outputs, batch)
   return jnp.stack([losses[b] for b in task.branches]), jnp.sum(batch["mask"].astype(jnp.float32))

@@ -26,12 +26,12 @@ class System(NamedTuple):
   abstract_state: Any  # ShapeDtypeStructs of the TrainState
 
 
-def init_state(rng, *, model, tx, example_audio, graft=None):
+def init_state(rng, *, model, tx, example_inputs, graft=None):
   """A fresh TrainState: parameters and batch statistics from `model.init`, with the
   top-level entries of `graft` ({collection: {name: subtree}}, e.g. a pre-trained encoder)
   put in place of the fresh ones."""
   params_rng, dropout_rng, run_rng = jax.random.split(rng, 3)
-  variables = dict(model.init({"params": params_rng, "dropout": dropout_rng}, example_audio, train=False))
+  variables = dict(model.init({"params": params_rng, "dropout": dropout_rng}, example_inputs, train=False))
   for collection, trees in (graft or {}).items():
     variables[collection] = {**variables[collection], **trees}
   params = variables.pop("params")
@@ -99,6 +99,7 @@ def build_system(config, info, graft=None) -> System:
   crop = int(round(config.data.crop_seconds * info.sample_rate))
   # one compiled program, not op by op; the grafted weights are its argument, not constants
   make_state = functools.partial(jax.jit(functools.partial(
-      init_state, model=model, tx=tx, example_audio=jnp.zeros((1, crop)))), graft=graft)
+      init_state, model=model, tx=tx, example_inputs=models.example_inputs(config.model, crop))),
+      graft=graft)
   abstract = jax.eval_shape(make_state, jax.random.PRNGKey(config.seed))
   return System(model, task, tx, crop, make_state, abstract)

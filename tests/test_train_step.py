@@ -32,7 +32,7 @@ def _batch(n=16, t=4000, seed=0):
 
 def _run(mesh, model, task, tx, n_steps=2):
   shard_state = sharding.replicated(mesh)
-  make = functools.partial(init_state, model=model, tx=tx, example_audio=jnp.zeros((1, 4000)))
+  make = functools.partial(init_state, model=model, tx=tx, example_inputs={"audio": jnp.zeros((1, 4000))})
   state = jax.jit(make, out_shardings=shard_state)(jax.random.PRNGKey(0))
   step = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx),
                  in_shardings=(shard_state, sharding.batch_sharding(mesh)), out_shardings=shard_state)
@@ -52,7 +52,7 @@ def _x64_run(mesh, model, task, tx, n_steps=2):
   up = lambda tree: jax.tree.map(lambda x: x.astype(jnp.float64) if x.dtype == jnp.float32 else x, tree)
 
   def make(rng):
-    s = init_state(rng, model=model, tx=tx, example_audio=jnp.zeros((1, 4000)))
+    s = init_state(rng, model=model, tx=tx, example_inputs={"audio": jnp.zeros((1, 4000))})
     params = up(s.params)
     return s.replace(params=params, model_state=up(s.model_state), opt_state=tx.init(params))
 
@@ -117,7 +117,7 @@ def test_branch_gradients_are_combined_by_the_optimizer():
   """With one branch, vmap-of-vjp + the 'sum' combiner equals jax.grad of the loss."""
   _, model, task, tx = _setup("logmel")
   step = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx))
-  state = init_state(jax.random.PRNGKey(1), model=model, tx=tx, example_audio=jnp.zeros((1, 4000)))
+  state = init_state(jax.random.PRNGKey(1), model=model, tx=tx, example_inputs={"audio": jnp.zeros((1, 4000))})
   state, _ = step(state, _batch(8, seed=1))  # the warm-up starts at learning rate 0: step past it
   batch = _batch(8)
   rng = jax.random.fold_in(state.rng, state.step)

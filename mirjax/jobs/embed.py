@@ -27,17 +27,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mirjax import metrics, sharding, workdir as workdir_lib
+from mirjax import inputs as inputs_lib, metrics, models, sharding, workdir as workdir_lib
 from mirjax.errors import ConfigError
 from mirjax.jobs import evaluate, train
 
 
-def layer_outputs(model, variables, audio) -> dict:
+def layer_outputs(model, variables, inputs) -> dict:
   """{name: array} of every module output ("backend/dense") and sown value
-  ("backend/embedding") of `model` applied to `audio` (batch, time) in eval mode, whose
-  leading axis is the batch. A module called more than once gives its first call."""
-  _, state = model.apply(variables, audio, train=False, capture_intermediates=True,
+  ("backend/embedding") of `model` applied to its named `inputs` (mirjax/inputs.py; or
+  an audio array (batch, time)) in eval mode, whose leading axis is the batch. A module
+  called more than once gives its first call."""
+  _, state = model.apply(variables, inputs, train=False, capture_intermediates=True,
                          mutable=["intermediates"])
+  n = next(iter(inputs.values())).shape[0] if isinstance(inputs, dict) else inputs.shape[0]
   out = {}
 
   def walk(tree, path):
@@ -47,7 +49,7 @@ def layer_outputs(model, variables, audio) -> dict:
         continue
       name = "/".join(path if key == "__call__" else path + (key,))
       first = value[0] if isinstance(value, tuple) and value else value
-      if name and hasattr(first, "shape") and first.ndim >= 2 and first.shape[0] == audio.shape[0]:
+      if name and hasattr(first, "shape") and first.ndim >= 2 and first.shape[0] == n:
         out[name] = first
 
   walk(state.get("intermediates", {}), ())
@@ -62,11 +64,12 @@ def pool(x):
   return x.reshape(x.shape[0], -1)
 
 
-def layer_widths(model, variables, crop: int) -> dict:
-  """{name: D} of every layer `layer_outputs` finds, for crops of `crop` samples (traced
-  only: nothing is computed)."""
-  shapes = jax.eval_shape(lambda v: {k: pool(x) for k, x in layer_outputs(
-      model, v, jnp.zeros((2, crop), jnp.float32)).items()}, variables)
+def layer_widths(model, variables, example: dict) -> dict:
+  """{name: D} of every layer `layer_outputs` finds for inputs shaped as `example` (one
+  example's inputs, models.example_inputs; traced only: nothing is computed)."""
+  two = {k: jnp.zeros((2,) + v.shape[1:], v.dtype) for k, v in example.items()}
+  shapes = jax.eval_shape(lambda v: {k: pool(x) for k, x in layer_outputs(model, v, two).items()},
+                          variables)
   return {k: int(s.shape[1]) for k, s in shapes.items()}
 
 
@@ -79,11 +82,10 @@ def check_layer(name: str, widths: dict):
 
 
 def embed_step(state, batch, *, model, name):
-  """(batch, chunks, time) audio -> (batch, D): the layer pooled over time, chunks averaged."""
-  audio = batch["audio"]
-  b, c, t = audio.shape
-  x = pool(layer_outputs(model, {"params": state.params, **state.model_state},
-                         audio.reshape(b * c, t))[name])
+  """Inputs of (batch, chunks, ...) (e.g. audio (batch, chunks, time)) -> (batch, D): the
+  layer pooled over time, chunks averaged."""
+  inputs, (b, c) = inputs_lib.fold_chunks(inputs_lib.model_inputs(batch))
+  x = pool(layer_outputs(model, {"params": state.params, **state.model_state}, inputs)[name])
   return x.reshape(b, c, -1).mean(axis=1)
 
 
@@ -148,7 +150,7 @@ def embed(config, workdir: str) -> dict:
     run, cfg = opened.run, opened.config
     model, crop, name = run.system.model, run.system.crop, str(config.layer).strip()
     variables = {"params": run.state.params, **run.state.model_state}
-    widths = layer_widths(model, variables, crop)
+    widths = layer_widths(model, variables, models.example_inputs(run.config.model, crop))
     check_layer(name, widths)
     state_shardings = jax.tree.map(lambda _: sharding.replicated(mesh), run.system.abstract_state)
     batch_sharding = sharding.batch_sharding(mesh)

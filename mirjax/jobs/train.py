@@ -16,13 +16,15 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from mirjax import checkpoint, metrics, models, optim, sharding, steps, validate, workdir as workdir_lib
+from mirjax import inputs as inputs_lib
 from mirjax.data import pipeline
 from mirjax.system import build_system, check_sample_rate, resolve_epochs
 from mirjax.errors import ConfigError
 
 
 def run_over_split(state, source, step, *, mesh, cfg, crop, target: str):
-  """(outputs, labels) of `step(state, {"audio": (batch, chunks, crop)})` over every example of
+  """(outputs, labels) of `step(state, inputs)` (each input (batch, chunks, ...), e.g.
+  {"audio": (batch, chunks, crop)}: mirjax/inputs.py) over every example of
   `source` in its order (`cfg.eval` batches of `n_chunks` crops), gathered from every process
   with the padding of the last batch dropped; labels are the `target` field (None for "")."""
   gathered = []
@@ -30,7 +32,7 @@ def run_over_split(state, source, step, *, mesh, cfg, crop, target: str):
                                      n_chunks=cfg.eval.n_chunks, target=target,
                                      read_threads=cfg.data.read_threads):
     batch = sharding.to_global(local, mesh)
-    part = {"out": step(state, {"audio": batch["audio"]}), "mask": batch["mask"]}
+    part = {"out": step(state, inputs_lib.model_inputs(batch)), "mask": batch["mask"]}
     if target:
       part["labels"] = batch[target]
     gathered.append(multihost_utils.process_allgather(part, tiled=True))
@@ -72,8 +74,7 @@ def measure_losses(state, source, *, loss_step, task, mesh, cfg, crop) -> np.nda
   for local in pipeline.eval_batches(source, global_batch=cfg.eval.batch_size, crop=crop,
                                      n_chunks=1, target=task.target,
                                      read_threads=cfg.data.read_threads):
-    local["audio"] = local["audio"][:, 0]
-    losses, n = loss_step(state, sharding.to_global(local, mesh))
+    losses, n = loss_step(state, sharding.to_global(inputs_lib.first_chunk(local), mesh))
     total, count = total + np.asarray(losses) * float(n), count + float(n)
   return total / max(count, 1.0)
 

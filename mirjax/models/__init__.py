@@ -2,9 +2,11 @@
 ``build(model_cfg, n_outputs, branches)``."""
 import dataclasses
 
+import jax.numpy as jnp
 import ml_collections
 
 from mirjax import frontends
+from mirjax.models import speaker
 from mirjax.models.dieleman import Dieleman1D
 from mirjax.models.multiview import JOINT, MultiView
 from mirjax.models.short_chunk_cnn import ShortChunkCNN
@@ -13,7 +15,7 @@ from mirjax.models.tagger import Tagger
 from mirjax.errors import ConfigError
 
 BACKENDS = {"short_chunk_cnn": ShortChunkCNN, "dieleman1d": Dieleman1D}
-MODELS = ("tagger", "multiview", "ssl", "probe")
+MODELS = ("tagger", "multiview", "ssl", "probe", "avspeaker")
 ENCODERS = ("cnn_logmel", "pase", "sincmodnet")  # self-supervised encoders (models/ssl.py)
 VIEWS = ("logmel", "gammatone", "cqt", "rawconv", "mfcc", "chroma")  # front-ends a view can be
 
@@ -195,6 +197,8 @@ def sample_rate(model_cfg) -> int:
     return rates.pop()
   if model_cfg.name in ("ssl", "probe"):
     return model_cfg.encoder.frontend.sample_rate
+  if model_cfg.name == "avspeaker":
+    return model_cfg.audio.frontend.sample_rate
   return model_cfg.frontend.sample_rate
 
 
@@ -203,6 +207,8 @@ def describe_backend(model_cfg) -> str:
   e.g. "short_chunk_cnn channels=128,128,256,256,256,256,512 dense=512"."""
   if model_cfg.name in ("ssl", "probe"):
     name, fields = f"{model_cfg.encoder.name} encoder", model_cfg.encoder.body
+  elif model_cfg.name == "avspeaker":
+    name, fields = f"{model_cfg.variant} speaker model: audio ResNet", model_cfg.audio
   else:
     name, fields = model_cfg.backend.name, model_cfg.backend
   if model_cfg.name == "multiview":
@@ -224,6 +230,16 @@ def branch_names(model_cfg, branches) -> tuple:
   return tuple(out)
 
 
+def example_inputs(model_cfg, crop: int) -> dict:
+  """Zero inputs of one example (mirjax/inputs.py) that `model_cfg`'s model reads, for
+  `init`: audio of `crop` samples, and face frames for a model that sees faces."""
+  out = {"audio": jnp.zeros((1, crop), jnp.float32)}
+  if model_cfg.name == "avspeaker" and speaker.VISUAL in speaker.MODALITIES[model_cfg.variant]:
+    out["frames"] = jnp.zeros((1, model_cfg.face.n_frames, model_cfg.face.size, model_cfg.face.size, 3),
+                              jnp.float32)
+  return out
+
+
 def build(model_cfg, n_outputs, branches=("tagging",), dims=()):
   """Model from a config with fields ``name`` and the fields of that kind.
 
@@ -242,6 +258,8 @@ def build(model_cfg, n_outputs, branches=("tagging",), dims=()):
   """
   if model_cfg.name not in MODELS:
     raise ConfigError(f"unknown model {model_cfg.name!r}; valid: {list(MODELS)}")
+  if model_cfg.name == "avspeaker":
+    return speaker.build(model_cfg, n_outputs, branches)
   if model_cfg.name == "ssl":
     return SSLModel(encoder=build_encoder(model_cfg.encoder), workers=tuple(branches),
                     dims=tuple(dims), hidden=model_cfg.hidden)

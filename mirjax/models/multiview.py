@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from mirjax.errors import ConfigError
+from mirjax.inputs import audio_of
 
 JOINT = "joint"  # the branch on the concatenated embedding
 
@@ -48,13 +49,14 @@ class MultiView(nn.Module):
     self.heads = {b: nn.Dense(self.n_outputs, name=f"head_{b}") for b in self.branches}
     self.drop = nn.Dropout(self.dropout)
 
-  def embeddings(self, audio, train: bool = False) -> dict:
-    """{view: embedding (batch, dim)} of every view."""
+  def embeddings(self, inputs, train: bool = False) -> dict:
+    """{view: embedding (batch, dim)} of every view, all computed from inputs["audio"]."""
+    audio = audio_of(inputs)
     return {v: enc(fe(audio, train), train)
             for v, fe, enc in zip(self.views, self.frontends, self.encoders)}
 
-  def __call__(self, audio, train: bool = False):
-    emb = self.embeddings(audio, train)
+  def __call__(self, inputs, train: bool = False):
+    emb = self.embeddings(inputs, train)
     out = {}
     for b in self.branches:
       x = jnp.concatenate([emb[v] for v in self.views], axis=-1) if b == JOINT else emb[b]

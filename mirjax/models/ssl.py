@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from mirjax.models.short_chunk_cnn import max_pool
 from mirjax.errors import ConfigError
+from mirjax.inputs import audio_of
 
 
 def _pool(x, time: bool):
@@ -92,8 +93,8 @@ class SSLModel(nn.Module):
   hidden: int = 128
 
   @nn.compact
-  def __call__(self, audio, train: bool = False):
-    h = self.encoder(audio, train)
+  def __call__(self, inputs, train: bool = False):
+    h = self.encoder(audio_of(inputs), train)
     return {w: nn.Dense(d, name=f"worker_{w}_out")(nn.relu(nn.Dense(self.hidden, name=f"worker_{w}")(h)))
             for w, d in zip(self.workers, self.dims)}
 
@@ -121,8 +122,8 @@ class Probe(nn.Module):
   hidden: int = 256
 
   @nn.compact
-  def __call__(self, audio, train: bool = False):
-    h = self.encoder(audio, train and not self.freeze)
+  def __call__(self, inputs, train: bool = False):
+    h = self.encoder(audio_of(inputs), train and not self.freeze)
     if self.freeze:
       h = jax.lax.stop_gradient(h)
     x = jnp.concatenate([jnp.mean(h, axis=1), jnp.max(h, axis=1)], axis=-1)

@@ -1,6 +1,8 @@
 """A one-branch audio model: any front-end followed by any back-end (tagging or classification)."""
 import flax.linen as nn
 
+from mirjax.inputs import audio_of
+
 
 class Tagger(nn.Module):
   """Front-end then back-end, as a one-branch model.
@@ -18,9 +20,9 @@ class Tagger(nn.Module):
   backend: nn.Module
   branch: str = "tagging"
 
-  def __call__(self, audio, train: bool = False):
-    """audio (batch, time) float32 -> {branch: logits (batch, n_outputs)}."""
-    return {self.branch: self.backend(self.frontend(audio, train), train)}
+  def __call__(self, inputs, train: bool = False):
+    """inputs {"audio": (batch, time) float32} (or that array) -> {branch: logits (batch, n_outputs)}."""
+    return {self.branch: self.backend(self.frontend(audio_of(inputs), train), train)}
 
   def frequency_responses(self, n_freqs: int = 512) -> dict:
     """The front-end's `frequency_responses` (current filters)."""

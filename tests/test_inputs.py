@@ -1,0 +1,87 @@
+"""A batch is a dict of named inputs: a model that reads audio and face frames goes through
+the one pure train step, the per-branch gradients and the combiner unchanged."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from optax.experimental import aggregating
+
+from mirjax import inputs, models, optim, sharding, steps
+from mirjax.models import speaker
+from mirjax.system import System, init_state
+from mirjax.tasks.classification import Classification
+from tests.helpers import assert_sharded_step_matches_single_device
+
+N_CLASSES, SAMPLES = 5, 3200
+
+
+def _av_system(variant="multiview"):
+  cfg = speaker.speaker_config(variant)
+  cfg.face.size, cfg.face.n_frames = 32, 2
+  task = Classification([f"spk{i}" for i in range(N_CLASSES)], branches=tuple(cfg.branches))
+  model = models.build(cfg, N_CLASSES, task.branches)
+  tx = optim.build(optim_config(), task.branches, total_steps=10)
+  example = models.example_inputs(cfg, SAMPLES)
+  make = jax.jit(functools.partial(init_state, model=model, tx=tx, example_inputs=example))
+  return System(model, task, tx, SAMPLES, make, jax.eval_shape(make, jax.random.key(0))), cfg
+
+
+def optim_config():
+  from mirjax import config as config_lib
+  c = config_lib.base(models.default_config("logmel")).optim
+  c.learning_rate = 1e-2
+  return c
+
+
+def _batch(n, cfg, chunks=None, seed=0):
+  rng = np.random.default_rng(seed)
+  lead = (n,) if chunks is None else (n, chunks)
+  return {"audio": rng.standard_normal(lead + (SAMPLES,)).astype(np.float32) * 0.1,
+          "frames": rng.random(lead + (cfg.face.n_frames, cfg.face.size, cfg.face.size, 3)).astype(np.float32),
+          "label": rng.integers(0, N_CLASSES, n).astype(np.int32)}
+
+
+def test_model_inputs_are_the_named_inputs_of_a_batch():
+  batch = {"audio": 1, "frames": 2, "label": 3, "mask": 4}
+  assert inputs.model_inputs(batch) == {"audio": 1, "frames": 2}
+  assert inputs.audio_of({"audio": 5}) == 5 and inputs.audio_of(6) == 6
+  folded, (b, c) = inputs.fold_chunks({"audio": np.zeros((2, 3, 7)), "frames": np.zeros((2, 3, 4, 5, 5, 3))})
+  assert (b, c) == (2, 3) and folded["audio"].shape == (6, 7) and folded["frames"].shape == (6, 4, 5, 5, 3)
+
+
+def test_an_audio_visual_train_step_on_8_devices_equals_1_device():
+  system, cfg = _av_system("multiview")
+  tx = aggregating.process(optax.with_extra_args_support(optax.identity()),
+                           optim.combine.static_weights([1.0, 1.0]), optax.sgd(1e-2))
+  assert_sharded_step_matches_single_device(system, tx, _batch(16, cfg))
+
+
+def test_the_eval_step_scores_every_chunk_of_every_input():
+  """Chunked inputs (batch, chunks, ...) are folded together: the score of an example is the
+  mean of its chunks' scores, each chunk's audio seen with that chunk's frames."""
+  system, cfg = _av_system("fusion")
+  state = system.make_state(jax.random.key(0))
+  batch = _batch(4, cfg, chunks=2, seed=1)
+  got = steps.eval_step(state, batch, model=system.model, task=system.task)
+  variables = {"params": state.params, **state.model_state}
+  for k in range(2):
+    one = system.model.apply(variables, {"audio": batch["audio"][:, k], "frames": batch["frames"][:, k]})
+    if k == 0:
+      want = jax.nn.softmax(one["joint"]) / 2
+    else:
+      want = want + jax.nn.softmax(one["joint"]) / 2
+  np.testing.assert_allclose(got["joint"], want, rtol=1e-5, atol=1e-6)
+  # the frames matter: other frames, other scores
+  other = dict(batch, frames=batch["frames"][::-1])
+  assert not np.allclose(steps.eval_step(state, other, model=system.model, task=system.task)["joint"], got["joint"])
+
+
+def test_audio_models_take_the_dict_or_the_array():
+  c = models.default_config("logmel")
+  model = models.build(c, 3)
+  audio = jnp.asarray(np.random.default_rng(0).standard_normal((2, 16000)), jnp.float32)
+  variables = model.init(jax.random.key(0), {"audio": audio})
+  np.testing.assert_array_equal(model.apply(variables, {"audio": audio, "frames": jnp.zeros(1)})["tagging"],
+                                model.apply(variables, audio)["tagging"])
