@@ -41,12 +41,12 @@ def variant(name: str, model) -> dict:
     late_fusion    one head per view, the prediction their average
     single_<view>  one view alone, e.g. single_logmel
 
-  "views" in task.branches is one branch per view (models.branch_names). Every set names
-  the views, so any variant applies to a config of any other.
+  "views" in task.branches is one branch per view (models.branch_names). The fused
+  variants keep the config's views (--config.model.views); single_<view> keeps one.
   """
   branches = {"blend": ("joint", "views"), "uniform": ("joint", "views"), "concat": ("joint",),
               "late_fusion": ("views",)}
-  s = {"variant": name, "task": {"predict_from": ()}, "model": {"views": tuple(model.views)},
+  s = {"variant": name, "task": {"predict_from": ()},
        "optim": {"combine": {"name": "gradient_blending" if name == "blend" else "uniform"}}}
   if name in branches:
     s["task"]["branches"] = branches[name]
@@ -67,6 +67,9 @@ def get_config(arg=None):
   tasks = [w for w in words if w in TASKS]
   if len(tasks) > 1 or len(picked) > 1:
     raise ValueError(f"config argument {arg!r}: name at most one task of {TASKS} and one variant")
+  if picked and "compare" in words:
+    raise base.ConfigError(f"config argument {arg!r}: a comparison runs every variant of "
+                           "compare.variants; name no variant with 'compare'")
   c = base.base(models.multiview_config())
   c.variant = "blend"  # which system of the comparison this is (`variant`)
   c.data.label = tasks[0] if tasks else "texture"

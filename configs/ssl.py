@@ -85,9 +85,8 @@ def get_config(arg=None):
     c.optim.combine.gradnorm_layer = "['body']['project']"  # "gradnorm": the encoder's last (shared) layer
     weighting = picked.get("weighting", "equal")
     overrides.apply(c, pretraining(encoder, picked.get("workers", "all"), weighting))
-    if weighting == "static":
-      for worker in WORKER_SETS["all"]:
-        c.optim.combine.weights[worker] = 1.0
+    for worker in WORKER_SETS["all"]:  # "static": 1 each until set
+      c.optim.combine.weights[worker] = 1.0
   c.compare = ml_collections.ConfigDict()
   # The grid (job "compare_ssl", mirjax/jobs/compare.py): pre-training runs by name, each an
   # override set of this config, and "random" (in `untrained`): the encoder untrained, the

@@ -48,10 +48,11 @@ def _flatten(d, prefix=""):
 
 
 def config_differences(saved: dict, current: dict) -> list:
-  """[(key, saved, current)] for every key that differs and may not change on resume."""
+  """[(key, saved, current)] for every key that differs and may not change on resume (a
+  comparison's own `compare` section is never read by the run it trains)."""
   a, b = _flatten(saved), _flatten(current)
   return [(k, a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted(set(a) | set(b))
-          if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
+          if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES) and not k.startswith("compare.")]
 
 
 # Fields that say where data lives or how it is read, not what a run computes: a config hash

@@ -55,17 +55,22 @@ def test_a_config_that_leaves_its_experiment_unset_is_refused_before_anything_ru
 
 def test_variants_are_override_sets_the_comparison_applies_alike():
   """Multi-view variants are configs/multiview.py's override sets: the comparison job has
-  no multi-view case, and a variant makes the same config from any other variant."""
-  single = config_lib.from_file("multiview", "smoke,single_cqt,compare")
-  blend = config_lib.from_file("multiview", "smoke,blend")
-  got = compare.variant_config(single, "blend", 0)
-  assert tuple(got.model.views) == ("logmel", "gammatone", "cqt", "rawconv")
-  for section in ("model", "task", "optim", "data", "train"):
-    assert got[section].to_dict() == blend[section].to_dict(), section
-  assert got.variant == "blend"
-  del single.compare["overrides"]
+  no multi-view case; a variant of the comparison is the config that variant's word gives,
+  and the views given on the command line reach every fused variant."""
+  grid = config_lib.from_file("multiview", "smoke,compare")
+  for variant in ("single_cqt", "concat", "uniform"):
+    got, want = compare.variant_config(grid, variant, 0), config_lib.from_file("multiview", f"smoke,{variant}")
+    for section in ("model", "task", "optim", "data", "train"):
+      assert got[section].to_dict() == want[section].to_dict(), (variant, section)
+    assert got.variant == variant
+  grid.model.views = ("logmel", "cqt")  # as --config.model.views="('logmel','cqt')"
+  assert tuple(compare.variant_config(grid, "blend", 0).model.views) == ("logmel", "cqt")
+  assert tuple(compare.variant_config(grid, "single_mfcc", 0).model.views) == ("mfcc",)
+  with pytest.raises(errors.ConfigError, match="name no variant with 'compare'"):
+    config_lib.from_file("multiview", "smoke,single_cqt,compare")
+  del grid.compare["overrides"]
   with pytest.raises(errors.ConfigError, match="needs config.compare.overrides"):
-    compare.variant_config(single, "blend", 0)
+    compare.variant_config(grid, "blend", 0)
   with pytest.raises(errors.ConfigError, match="unknown multi-view variant 'nonesuch'"):
     config_lib.from_file("multiview", "smoke,nonesuch")
 

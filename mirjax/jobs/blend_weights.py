@@ -49,7 +49,7 @@ def plot(workdir: str, variant: str = "blend") -> str | None:
   axes[-1].legend(fontsize=7)
   fig.suptitle(f"gradient-blending weights ({workdir})")
   fig.tight_layout()
-  path = os.path.join(workdir, "blend_weights.png")
+  path = os.path.join(workdir, "blend_weights.png" if variant == "blend" else f"blend_weights_{variant}.png")
   fig.savefig(path, dpi=100)
   return path
 

@@ -155,8 +155,9 @@ def compare_ssl(config, workdir: str) -> str:
   rows = []
   untrained = tuple(config.compare.get("untrained", ()))
   for variant in config.compare.variants:  # every override set applies, before hours of training
-    if variant not in untrained:
-      variant_config(config, variant, config.seed)
+    pretraining = config if variant in untrained else variant_config(config, variant, config.seed)
+    for task in config.compare.downstream:
+      probe_config(config, pretraining, task, "")
   for variant in config.compare.variants:
     row = {"variant": variant}
     if variant in untrained:
