@@ -80,3 +80,27 @@ def test_unknown_config_words_name_the_file_and_the_words():
     config_lib.from_file("sincmodnet", "mtta")
   with pytest.raises(errors.ConfigError, match="at most one of"):
     config_lib.from_file("melcnn", "smoke,mtat")
+
+
+def test_a_comparison_section_alone_does_not_block_a_resume():
+  """A run trained by a comparison before its config dropped the `compare` section (or with
+  another one) resumes: a training run never reads it."""
+  from mirjax import checkpoint
+  saved = config_lib.from_file("multiview", "smoke,compare").to_dict()
+  current = compare.variant_config(config_lib.from_file("multiview", "smoke,compare"), "blend", 0).to_dict()
+  saved["job"] = current["job"]
+  assert checkpoint.config_differences(saved, current) == []
+  current["optim"]["learning_rate"] = 0.5
+  assert [k for k, *_ in checkpoint.config_differences(saved, current)] == ["optim.learning_rate"]
+
+
+def test_each_blending_variant_gets_its_own_weights_plot(tmp_path):
+  import json
+  from mirjax.jobs import blend_weights
+  for variant in ("blend", "blend_slow"):
+    run = tmp_path / variant / "seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(json.dumps({"split": "blend", "step": 4, "weight/joint": 0.6,
+                                                   "weight/logmel": 0.4}) + "\n")
+  paths = {blend_weights.plot(str(tmp_path), v) for v in ("blend", "blend_slow")}
+  assert paths == {str(tmp_path / "blend_weights.png"), str(tmp_path / "blend_weights_blend_slow.png")}
