@@ -85,3 +85,27 @@ def test_audio_models_take_the_dict_or_the_array():
   variables = model.init(jax.random.key(0), {"audio": audio})
   np.testing.assert_array_equal(model.apply(variables, {"audio": audio, "frames": jnp.zeros(1)})["tagging"],
                                 model.apply(variables, audio)["tagging"])
+
+
+def test_the_pipeline_carries_face_frames_beside_the_audio():
+  """Training batches hold each example's frames (uint8 -> [0, 1]) beside its audio crop;
+  evaluation batches repeat them for every chunk, and the padding rows are zeros."""
+  from mirjax.data import pipeline
+  rng = np.random.default_rng(0)
+  source = [{"audio": rng.integers(-3000, 3000, 4000).astype(np.int16),
+             "frames": rng.integers(0, 256, (2, 4, 4, 3)).astype(np.uint8), "label": np.int32(i)}
+            for i in range(5)]
+  batch = next(pipeline.train_iterator(source, local_batch=4, crop=1000, seed=0, target="label",
+                                       read_threads=1))
+  assert batch["audio"].shape == (4, 1000) and batch["frames"].shape == (4, 2, 4, 4, 3)
+  for frames, label in zip(batch["frames"], batch["label"]):
+    np.testing.assert_allclose(frames, source[int(label)]["frames"] / 255.0, rtol=1e-6)
+  batches = list(pipeline.eval_batches(source, global_batch=8, crop=1000, n_chunks=3, target="label",
+                                       read_threads=1))
+  assert len(batches) == 1
+  b = batches[0]
+  assert b["frames"].shape == (8, 3, 2, 4, 4, 3) and b["mask"].tolist() == [True] * 5 + [False] * 3
+  for i in range(5):
+    for c in range(3):
+      np.testing.assert_allclose(b["frames"][i, c], source[i]["frames"] / 255.0, rtol=1e-6)
+  assert not b["frames"][5:].any()

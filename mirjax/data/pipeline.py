@@ -135,6 +135,14 @@ def to_float(audio: np.ndarray) -> np.ndarray:
   return audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
 
 
+def other_inputs(ex) -> dict:
+  """The model inputs of an example besides its audio (mirjax/inputs.py), as float32:
+  face frames stored as uint8 become [0, 1]."""
+  from mirjax.inputs import INPUTS  # pylint: disable=import-outside-toplevel
+  return {k: (ex[k].astype(np.float32) / 255.0 if ex[k].dtype == np.uint8 else ex[k].astype(np.float32))
+          for k in INPUTS if k != "audio" and k in ex}
+
+
 def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
   """Zero-pad at the end to at least n samples."""
   return np.pad(audio, (0, n - len(audio))) if len(audio) < n else audio
@@ -142,12 +150,13 @@ def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
 
 def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: str = "tags",
                    read_threads: int = 2):
-  """Infinite iterator of {'audio': (local_batch, crop) f32, target: ...} for this process;
-  `target` names the example field of the ground truth ('tags', 'label', ...)."""
+  """Infinite iterator of {'audio': (local_batch, crop) f32, target: ...} for this process,
+  with the example's other inputs (e.g. 'frames') as they are; `target` names the example
+  field of the ground truth ('tags', 'label', ...)."""
   def random_crop(ex, rng: np.random.Generator):
     audio = fit_length(ex["audio"], crop)
     start = int(rng.integers(0, len(audio) - crop + 1))
-    out = {"audio": to_float(audio[start:start + crop])}
+    out = {"audio": to_float(audio[start:start + crop]), **other_inputs(ex)}
     return {**out, target: ex[target]} if target else out  # self-supervised: audio only
 
   stream = grain.MapDataset.source(source).seed(seed).shuffle().repeat().random_map(random_crop)
@@ -168,17 +177,20 @@ def chunk_starts(length: int, crop: int, n_chunks: int) -> np.ndarray:
 def eval_batches(source, *, global_batch: int, crop: int, n_chunks: int, target: str = "tags",
                  read_threads: int = 2):
   """Yields this process's part of each global batch:
-  {'audio': (local, n_chunks, crop) f32, target: ..., 'mask': (local,) bool}."""
+  {'audio': (local, n_chunks, crop) f32, target: ..., 'mask': (local,) bool}; the example's
+  other inputs (e.g. 'frames') are repeated for each chunk: (local, n_chunks, ...)."""
   n, procs, p = len(source), jax.process_count(), jax.process_index()
   local = global_batch // procs
   total = math.ceil(n / global_batch) * global_batch
-  first = source[0] if target else None
+  first = source[0] if n else {}
 
   def read(i):
-    ex = source[i] if i < n else {"audio": np.zeros(crop, np.int16)}
+    ex = source[i] if i < n else {"audio": np.zeros(crop, np.int16),
+                                  **{k: np.zeros_like(v) for k, v in other_inputs(first).items()}}
     audio = fit_length(ex["audio"], crop)
     chunks = np.stack([audio[s:s + crop] for s in chunk_starts(len(audio), crop, n_chunks)])
     out = {"audio": to_float(chunks), "mask": np.bool_(i < n)}
+    out.update({k: np.repeat(v[None], n_chunks, axis=0) for k, v in other_inputs(ex).items()})
     if target:
       out[target] = ex[target] if i < n else np.zeros_like(first[target])
     return out
