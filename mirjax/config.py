@@ -111,6 +111,12 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # the same); gradient blending measures its held-out losses there, the others ignore it
   c.data.holdout_fraction = 0.0
   c.data.train_subset = 0  # > 0: train on this many of the (remaining) training examples, per seed
+  # speaker verification ("avspeakers", "voxceleb"; mirjax/data/speakers.py)
+  c.data.trial_list = "veri_test2.txt"  # the trial list scored (VoxCeleb1-O, cleaned)
+  c.data.faces = "auto"  # "voxceleb": face layout, "auto", "unzippedIntervalFaces" or "frames"
+  c.data.n_frames = 0  # face frames per utterance (0: audio only)
+  c.data.face_size = 0  # face crops are face_size x face_size pixels
+  c.data.cohort_per_speaker = 3  # training utterances per speaker in the score-normalisation cohort
 
   c.model = model  # see mirjax/models
 
@@ -263,7 +269,8 @@ def modulation_rates(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 # Not data.crop_seconds (the model's chunk length), nor holdout_fraction / train_subset
 # (these jobs read each split whole).
 REUSED_DATA_FIELDS = ("name", "config", "label", "data_dir", "manual_dir", "sample_rate",
-                      "clip_seconds", "convention", "top_k", "fold", "read_threads")
+                      "clip_seconds", "convention", "top_k", "fold", "read_threads", "trial_list",
+                      "faces", "cohort_per_speaker")
 
 
 def trained_run_job(job: str) -> ml_collections.ConfigDict:

@@ -35,7 +35,7 @@ def train_step(state: TrainState, batch, *, model, task, tx, contract=False, bra
   def branch_losses(params):
     outputs, new_model_state = _apply(model, params, state.model_state, model_inputs(batch),
                                       train=True, rngs={"dropout": step_rng})
-    losses = task.losses(outputs, batch)
+    losses = task.losses(outputs, batch, step=state.step)  # e.g. a margin warmed up over steps
     return jnp.stack([losses[b] for b in task.branches]), new_model_state
 
   losses, vjp, new_model_state = jax.vjp(branch_losses, state.params, has_aux=True)

@@ -91,7 +91,7 @@ def build_system(config, info, graft=None) -> System:
   check_sample_rate(config, info.sample_rate, info.name)
   stride = models.encoder_stride(config.model) if config.model.name in ("ssl", "probe") else None
   task = tasks.build(config.task, info, models.branch_names(config.model, config.task.branches),
-                     stride=stride)
+                     stride=stride, loss=config.model.get("loss"))
   model = models.build(config.model, n_outputs=getattr(task, "n_outputs", None),
                        branches=task.branches, dims=getattr(task, "dims", ()))
   frozen = ("encoder",) if config.model.name == "probe" and config.model.freeze else ()

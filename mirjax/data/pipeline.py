@@ -106,6 +106,30 @@ def _audio(cfg, data_dir):
   return public.load_unlabelled(cfg.manual_dir, data_dir, sample_rate=cfg.sample_rate)
 
 
+def _speaker_sources(vox, name, cfg):
+  from mirjax.data import speakers  # pylint: disable=import-outside-toplevel
+  return speakers.verification_sources(vox, name, trial_list=cfg.trial_list, n_frames=cfg.n_frames,
+                                       face_size=cfg.face_size, cohort_per_speaker=cfg.cohort_per_speaker,
+                                       seed=cfg.get("cohort_seed", 0))
+
+
+@register("avspeakers")
+def _avspeakers(cfg, data_dir):
+  """The embedded synthetic speakers (voices and faces made on this machine), VoxCeleb1's layout."""
+  from mirjax.data.embedded import avspeakers  # pylint: disable=import-outside-toplevel
+  vox = avspeakers.load(cfg.config, data_dir=data_dir, faces="auto" if cfg.n_frames else "none")
+  return _speaker_sources(vox, f"avspeakers/{cfg.config}", cfg)
+
+
+@register("voxceleb", "VoxCeleb: wav/<speaker>/<video>/<nnnnn>.wav, vox1_meta.csv, trial lists, "
+          "face frames (see mirjax.data.voxceleb.LAYOUT)")
+def _voxceleb(cfg, data_dir):  # pylint: disable=unused-argument
+  from mirjax.data import voxceleb  # pylint: disable=import-outside-toplevel
+  faces = cfg.get("faces", "auto") if cfg.n_frames else "none"
+  vox = voxceleb.read_voxceleb(cfg.manual_dir, faces=faces, sample_rate=cfg.sample_rate)
+  return _speaker_sources(vox, f"voxceleb/{vox.faces or 'audio'}", cfg)
+
+
 class Subset:
   """The examples `indices` of a random-access source, as a source."""
 

@@ -75,15 +75,19 @@ def run_variant(config, variant: str, seed: int, workdir: str) -> dict:
 
 def summarize(rows, names, variants) -> str:
   """A markdown table: per variant, the mean and sample standard deviation over seeds of
-  each test metric, and the number of runs."""
+  each test metric ("n/a" where the variant reports none), the mean wall time of a run
+  (training, set-up and evaluation) and the number of runs."""
   head = " | ".join(f"test {m} (mean ± std)" for m in names)
-  lines = [f"| variant | {head} | seeds |", "|---|" + "---|" * len(names) + "---|"]
+  lines = [f"| variant | {head} | wall time per run (s) | seeds |", "|---|" + "---|" * len(names) + "---|---|"]
   for v in variants:
     cells = []
-    for m in names:
-      values = np.array([r[m] for r in rows if r["variant"] == v], np.float64)
+    for m in names + ("wall_time_s",):
+      values = np.array([r.get(m, float("nan")) for r in rows if r["variant"] == v], np.float64)
+      if np.isnan(values).all():
+        cells.append("n/a")
+        continue
       std = values.std(ddof=1) if len(values) > 1 else float("nan")
-      cells.append(f"{values.mean():.4f} ± {std:.4f}")
+      cells.append(f"{values.mean():.0f}" if m == "wall_time_s" else f"{values.mean():.4f} ± {std:.4f}")
     lines.append(f"| {v} | {' | '.join(cells)} | {sum(r['variant'] == v for r in rows)} |")
   return "\n".join(lines)
 
@@ -93,18 +97,21 @@ def compare(config, workdir: str) -> str:
   names, variants = tuple(config.compare.metrics), tuple(config.compare.variants)
   for variant in variants:  # every override set applies, before hours of training
     variant_config(config, variant, 0)
-  rows = []
+  rows, reported = [], set()
   # Seed by seed, every variant: a comparison stopped part-way has as many runs of each.
   for seed in config.compare.seeds:
     for variant in variants:
       results = run_variant(config, variant, seed, os.path.join(workdir, variant, f"seed{seed}"))
-      missing = [m for m in names if f"test/{m}" not in results]
-      if missing:
-        raise ConfigError(f"runs report no test {missing}; set --config.compare.metrics to some of "
-                         f"{sorted(k[5:] for k in results if k.startswith('test/'))}")
+      reported.update(k[5:] for k in results if k.startswith("test/"))
+      # a metric a variant does not report (a voice-only speaker model has no visual EER) is NaN
       rows.append({"variant": variant, "seed": int(seed), "dataset": results["dataset"],
                    "steps": results["steps"], "selection": results.get("selection", "last step"),
-                   **{m: float(results[f"test/{m}"]) for m in names}})
+                   "wall_time_s": float(results.get("wall_time_s", float("nan"))),
+                   **{m: float(results.get(f"test/{m}", float("nan"))) for m in names}})
+    missing = [m for m in names if m not in reported]
+    if missing:
+      raise ConfigError(f"no run reports test {missing}; set --config.compare.metrics to some of "
+                        f"{sorted(reported)}")
     done = [v for v in variants if any(r["variant"] == v for r in rows)]
     steps = sorted({r["steps"] for r in rows})
     table = (f"{rows[0]['dataset']}, seeds {sorted({r['seed'] for r in rows})} of "

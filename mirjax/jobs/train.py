@@ -49,12 +49,12 @@ def evaluate(state, source, *, eval_step, task, mesh, cfg, crop) -> dict:
   return task.evaluate(labels, {b: scores[b] for b in task.branches})
 
 
-def evaluator(config, system, mesh):
+def evaluator(config, system, mesh, score_dir=None):
   """run_eval(state, source) -> the metrics a run reports for a split: `evaluate` with the
   task's metrics, or for a label-free task its held-out losses (`measure_losses`). The
   state is replicated over `mesh`; `config.eval` sets the batch and the chunks per clip.
   Shared by training and by the jobs that score a trained run (jobs/evaluate.py), so both
-  report the same numbers."""
+  report the same numbers. A verification task's `score_dir` receives its score files."""
   model, task, crop = system.model, system.task, system.crop
   state_shardings = jax.tree.map(lambda _: sharding.replicated(mesh), system.abstract_state)
   batch_sharding = sharding.batch_sharding(mesh)
@@ -65,7 +65,30 @@ def evaluator(config, system, mesh):
         state, source, loss_step=loss_step, task=task, mesh=mesh, cfg=config, crop=crop))
   eval_step = jax.jit(functools.partial(steps.eval_step, model=model, task=task),
                       in_shardings=(state_shardings, batch_sharding), out_shardings=batch_sharding)
+  if getattr(task, "verifies", False):  # embeddings of trial utterances, scored trial by trial
+    return functools.partial(verify, eval_step=eval_step, task=task, mesh=mesh, cfg=config, crop=crop,
+                             score_dir=score_dir)
   return functools.partial(evaluate, eval_step=eval_step, task=task, mesh=mesh, cfg=config, crop=crop)
+
+
+def verify(state, source, *, eval_step, task, mesh, cfg, crop, score_dir=None) -> dict:
+  """Verification metrics of `state` on a trial source (mirjax/data/speakers.py: `keys`,
+  `trials`, `cohort`): every utterance and cohort utterance embedded (chunks averaged),
+  trials scored per condition (`task.score`), EER and minDCF per condition. With
+  `score_dir`, process 0 writes each condition's scores there as a Kaldi/wespeaker score
+  file, `<condition>.<trial list stem>.score` (`enrol test score target|nontarget`)."""
+  embed = functools.partial(run_over_split, step=eval_step, mesh=mesh, cfg=cfg, crop=crop, target="")
+  embeddings, _ = embed(state, source)
+  cohort, _ = embed(state, source.cohort)
+  scores = task.score(embeddings, source.keys, source.trials, cohort, source.cohort.labels)
+  if score_dir and jax.process_index() == 0:
+    from mirjax.evaluation import verification  # pylint: disable=import-outside-toplevel
+    os.makedirs(score_dir, exist_ok=True)
+    stem = os.path.splitext(getattr(source, "trial_list", "trials"))[0]
+    for cond, s in scores.items():
+      verification.write_scores(os.path.join(score_dir, f"{cond}.{stem}.score"), source.trials.enrol,
+                                source.trials.test, s, source.trials.label)
+  return task.evaluate_scores(scores, source.trials.label)
 
 
 def measure_losses(state, source, *, loss_step, task, mesh, cfg, crop) -> np.ndarray:
@@ -226,7 +249,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
                                          branch_leaves=optim.combine.branch_leaves(config.optim.combine)),
                        in_shardings=(state_shardings, batch_sharding),
                        out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
-  run_eval = evaluator(config, system, mesh)
+  run_eval = evaluator(config, system, mesh, score_dir=os.path.join(workdir, "scores"))
   held_out = [s for s in ("valid", "test") if s in sources]
   if blend:
     loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
@@ -343,6 +366,8 @@ def _plot_filters(model, state, path):
   learned raw-audio filters also sorted by peak frequency, to WORKDIR/filters_sorted.png."""
   from mirjax.frontends.plot import plot_frequency_responses, plot_sorted_filters
   from mirjax.frontends.raw import StridedConv
+  if not hasattr(type(model), "frequency_responses"):  # e.g. the speaker models: no single front-end
+    return
   variables = {"params": state.params, **state.model_state}
   responses = model.apply(variables, method="frequency_responses")
   plot_frequency_responses(jax.device_get(responses), path, title=f"front-end filters at step {int(state.step)}")

@@ -1,18 +1,28 @@
 """Tasks: `build(cfg, info)` -> an object with `branches`, `target` (the example field of
-the ground truth), `n_outputs`, `losses(outputs, batch)` (device, per-branch scalars),
-`predict(outputs)` (device) and `evaluate(labels, scores)` (host metrics)."""
+the ground truth), `n_outputs`, `losses(outputs, batch, step=None)` (device, per-branch
+scalars; `step` is the training step, None outside training), `predict(outputs)` (device)
+and `evaluate(labels, scores)` (host metrics). A task with `verifies` scores trials instead
+of labels (`Verification.score`, `evaluate_scores`)."""
 from mirjax.tasks.classification import Classification
 from mirjax.tasks.reconstruction import WORKERS, Reconstruction
 from mirjax.tasks.tagging import Tagging
+from mirjax.tasks.verification import Verification
 from mirjax.errors import ConfigError
 
-TASKS = ("tagging", "classification", "reconstruction")
+TASKS = ("tagging", "classification", "reconstruction", "verification")
 
 
-def build(cfg, info, branches=None, stride=None):
+def build(cfg, info, branches=None, stride=None, loss=None):
   """The task named by cfg.name, over the dataset described by `info`, with output
-  `branches` (default cfg.branches); "reconstruction" also needs the encoder's `stride`."""
+  `branches` (default cfg.branches); "reconstruction" also needs the encoder's `stride`,
+  "verification" the model's margin `loss` section."""
   branches = tuple(cfg.branches if branches is None else branches)
+  if cfg.name == "verification":
+    if loss is None:
+      raise ConfigError("task.name='verification' trains a speaker model (model.name='avspeaker')")
+    return Verification(info.class_names, branches, loss, cross_modal=cfg.cross_modal,
+                        score_norm=cfg.score_norm, top_n=cfg.top_n, p_target=cfg.p_target,
+                        eer_rule=cfg.eer_rule, primary=cfg.primary)
   if cfg.name == "reconstruction":
     return Reconstruction(branches, info.sample_rate, stride)
   if cfg.name == "tagging":

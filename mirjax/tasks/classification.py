@@ -26,7 +26,7 @@ class Classification:
   def n_outputs(self) -> int:
     return len(self.class_names)
 
-  def losses(self, outputs, batch):
+  def losses(self, outputs, batch, step=None):  # pylint: disable=unused-argument
     """{branch: scalar mean cross-entropy}; batch["label"] is (batch,) int; examples where
     an optional batch["mask"] is false are left out."""
     labels = batch["label"].astype(np.int32)

@@ -90,7 +90,7 @@ class Reconstruction:
     self.sample_rate, self.stride = sample_rate, stride
     self.dims = tuple(WORKERS[w][0] for w in self.branches)
 
-  def losses(self, outputs, batch):
+  def losses(self, outputs, batch, step=None):  # pylint: disable=unused-argument
     """{worker: mean squared error of its standardised target} (examples where an optional
     batch["mask"] is false are left out, of the loss and of the targets' standardisation)."""
     out = {}

@@ -28,7 +28,7 @@ class Tagging:
   def n_outputs(self) -> int:
     return len(self.tag_names)
 
-  def losses(self, outputs, batch):
+  def losses(self, outputs, batch, step=None):  # pylint: disable=unused-argument
     """{branch: scalar mean BCE}; batch["tags"] is (batch, n_tags) in {0, 1}; examples
     where an optional batch["mask"] is false are left out."""
     labels = batch["tags"].astype(jnp.float32)
