@@ -12,7 +12,9 @@ Each split is read whole (the examples a run held out with data.holdout_fraction
 of "train" here).
 
 Writes WORKDIR/eval.json: {"metrics": {split: metrics}, "step", "checkpoint", "dataset",
-"trained", ...} and prints the scalar metrics. Nothing is written in the trained workdir.
+"trained", ...} and prints the scalar metrics; a speaker-verification run also writes each
+condition's trial scores as WORKDIR/scores/<condition>.<trial list>.score (Kaldi/wespeaker
+format; --config.data.trial_list picks another list of the folder). Nothing is written in the trained workdir.
 Also the part that `jobs/embed.py` shares: checking the settings (`check`), loading the
 run (`load_run`, the only caller of `checkpoint.load_trained_run` here) and its data (`open_run`).
 """
@@ -169,7 +171,8 @@ def evaluate_trained(config, workdir: str) -> dict:
     mesh = sharding.make_mesh(config.mesh.num_devices)
     opened = open_run(config, mesh)
     run, cfg = opened.run, opened.config
-    run_eval = train.evaluator(cfg, run.system, mesh)
+    # a verification run also writes each condition's trial scores to WORKDIR/scores/
+    run_eval = train.evaluator(cfg, run.system, mesh, score_dir=os.path.join(workdir, "scores"))
     scores = {s: run_eval(run.state, source) for s, source in opened.sources.items()}
     out = {"metrics": scores, "step": int(run.step), "checkpoint": str(step_of(config)),
            "dataset": opened.info.name, "trained_on": run.meta.get("dataset"),

@@ -77,6 +77,9 @@ def verify(state, source, *, eval_step, task, mesh, cfg, crop, score_dir=None) -
   trials scored per condition (`task.score`), EER and minDCF per condition. With
   `score_dir`, process 0 writes each condition's scores there as a Kaldi/wespeaker score
   file, `<condition>.<trial list stem>.score` (`enrol test score target|nontarget`)."""
+  if not hasattr(source, "trials"):
+    raise ConfigError("a speaker-verification run scores the trials of its 'test' split only; "
+                      "the other splits hold no trial list (--config.splits=test)")
   embed = functools.partial(run_over_split, step=eval_step, mesh=mesh, cfg=cfg, crop=crop, target="")
   embeddings, _ = embed(state, source)
   cohort, _ = embed(state, source.cohort)
