@@ -40,7 +40,6 @@ def time_mirjax(cfg, audio, repeats):
   audio encoder."""
   model = speaker.build(cfg, n_classes=2)  # the head is not used: embeddings only
   mesh = sharding.make_mesh(-1)
-  sharding.local_batch_size(len(audio), mesh, name="batch")  # must split over the devices
   rep, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
   variables = jax.jit(model.init, out_shardings=rep)(jax.random.key(0), audio[:1])
   embed = jax.jit(lambda v, a: model.apply(v, a, train=False, method="embeddings")[speaker.AUDIO],
@@ -54,8 +53,8 @@ def time_mirjax(cfg, audio, repeats):
 
 
 def time_torch(cfg, audio, variables, repeats):
-  """(seconds per batch, embeddings, threads) of the PyTorch port with mirjax's
-  `variables` loaded, or None when PyTorch is not installed."""
+  """(seconds per batch, embeddings, threads, torch version) of the PyTorch port with
+  mirjax's `variables` loaded, or None when PyTorch is not installed."""
   try:
     import torch  # pylint: disable=import-outside-toplevel
   except ImportError:
@@ -68,7 +67,7 @@ def time_torch(cfg, audio, variables, repeats):
   out = {}
   with torch.inference_mode():
     seconds = common.median_seconds(lambda: out.update(emb=port(x)), repeats)
-  return seconds, out["emb"].numpy(), threads
+  return seconds, out["emb"].numpy(), threads, torch.__version__
 
 
 def main(argv):
@@ -76,7 +75,9 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   batch, seconds, size, repeats = FLAGS.batch, FLAGS.seconds, FLAGS.size, FLAGS.repeats
   if FLAGS.quick:
-    batch, seconds, size, repeats = 8, 1.0, "cpu", 2
+    batch, seconds, size, repeats = -(-8 // jax.device_count()) * jax.device_count(), 1.0, "cpu", 2
+  if batch % jax.device_count():
+    raise app.UsageError(f"--batch={batch} must be a multiple of the {jax.device_count()} devices")
   cfg = speaker.speaker_config("audio", size)
   print(common.header("mirjax.bench.speaker"))
   audio = _audio(batch, seconds)
@@ -89,10 +90,9 @@ def main(argv):
   if got is None:
     print("  PyTorch port: skipped (PyTorch is not installed: `pip install torch` to compare)")
     return
-  torch_s, torch_emb, threads = got
-  import torch  # pylint: disable=import-outside-toplevel
+  torch_s, torch_emb, threads, version = got
   print(f"  PyTorch port:  {batch / torch_s:10.2f} utterances/s  ({1e3 * torch_s:.1f} ms/batch, "
-        f"torch {torch.__version__}, {threads} thread(s))  -> mirjax / PyTorch = {torch_s / mirjax_s:.2f}x")
+        f"torch {version}, {threads} thread(s))  -> mirjax / PyTorch = {torch_s / mirjax_s:.2f}x")
   diff = float(np.abs(emb - torch_emb).max() / np.abs(emb).max())
   print(f"  largest difference of the embeddings (same weights): {diff:.2g} of mirjax's largest")
 
