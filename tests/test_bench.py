@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM = r"(\d+(?:\.\d+)?(?:e[-+]?\d+)?)"
 
@@ -71,3 +73,46 @@ def test_train_bench_figures_are_consistent():
     assert _agrees(speedup, 2, torch_ms / ms, (torch_ms, 1), (ms, 1)), out  # PyTorch's step time / mirjax's
   (rss,) = _figures(rf"peak host memory of the mirjax run: {NUM} MiB", out)
   assert 100 <= rss <= 64 * 1024  # JAX alone takes over 100 MiB
+
+
+def test_speaker_bench_figures_are_consistent():
+  out = _run("mirjax.bench.speaker")
+  _, batch, _, devices, _ = _figures(
+      rf"\({NUM} M parameters\), batch {NUM} x {NUM} s at 16 kHz, {NUM} device\(s\), median of {NUM}", out)
+  assert devices == 8
+  rate, ms = _figures(rf"mirjax:\s+{NUM} utterances/s\s+\({NUM} ms/batch\)", out)
+  assert _agrees(rate, 2, 1000 * batch / ms, (ms, 1)), out  # utterances/s = batch / batch time
+  if "PyTorch port: skipped (PyTorch is not installed" in out:
+    return
+  torch_rate, torch_ms, _, speedup = _figures(
+      rf"PyTorch port:\s+{NUM} utterances/s\s+\({NUM} ms/batch, torch \S+, {NUM} thread\(s\)\)"
+      rf"\s+-> mirjax / PyTorch = {NUM}x", out)
+  assert _agrees(torch_rate, 2, 1000 * batch / torch_ms, (torch_ms, 1)), out
+  assert _agrees(speedup, 2, rate / torch_rate, (rate, 2), (torch_rate, 2)), out  # the rates' quotient
+  m = re.search(rf"largest difference of the embeddings \(same weights\): {NUM} of mirjax's largest", out)
+  assert m and float(m.group(1)) <= 1e-4, out  # the port with mirjax's weights computes the same embeddings
+
+
+def test_speaker_port_computes_mirjax_embeddings():
+  """The PyTorch port the speaker bench times, with a mirjax model's weights (batch
+  statistics, scales and biases made random, so every one is copied to its place), gives
+  mirjax's embeddings: it does the same work. Runs only where PyTorch is installed."""
+  torch = pytest.importorskip("torch")
+  import jax
+  import numpy as np
+  from mirjax.bench import speaker_port
+  from mirjax.models import speaker
+
+  cfg = speaker.speaker_config("audio", "cpu")
+  model = speaker.build(cfg, n_classes=2)
+  rng = np.random.default_rng(0)
+  audio = (0.1 * rng.standard_normal((3, 12345))).astype(np.float32)  # not a multiple of the hop
+  variables = jax.device_get(model.init(jax.random.key(0), audio[:1]))
+  variables = jax.tree_util.tree_map_with_path(
+      lambda path, v: (np.abs(v) + rng.uniform(0.5, 1.5, v.shape) if path[-1].key in ("var", "scale")
+                       else v + 0.1 * rng.standard_normal(v.shape)).astype(np.float32), variables)
+  want = np.asarray(model.apply(variables, audio, method="embeddings")["audio"])
+  port = speaker_port.load_flax(speaker_port.audio_encoder(cfg), variables)
+  with torch.inference_mode():
+    got = port(torch.from_numpy(audio)).numpy()
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
