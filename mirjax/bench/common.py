@@ -60,3 +60,14 @@ def matmul_peak(n: int = 2048, repeats: int = 5, mesh=None) -> float:
 def peak_rss_mb() -> float:
   """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def import_kymatio():
+  """kymatio (0.3.0, its last release), importable on a current SciPy: its 3-D scattering
+  imports `scipy.special.sph_harm`, which SciPy 1.17 removed; it is defined from
+  `sph_harm_y` (argument order: sph_harm(m, n, theta, phi) = sph_harm_y(n, m, phi, theta))."""
+  import scipy.special  # pylint: disable=import-outside-toplevel
+  if not hasattr(scipy.special, "sph_harm"):
+    scipy.special.sph_harm = lambda m, n, theta, phi: scipy.special.sph_harm_y(n, m, phi, theta)
+  import kymatio.numpy  # pylint: disable=import-outside-toplevel
+  return kymatio.numpy
