@@ -8,13 +8,15 @@ import ml_collections
 from mirjax import frontends
 from mirjax.models import speaker
 from mirjax.models.dieleman import Dieleman1D
+from mirjax.models.fcn import FCN, SampleCNN
 from mirjax.models.multiview import JOINT, MultiView
 from mirjax.models.short_chunk_cnn import ShortChunkCNN
 from mirjax.models.ssl import Conv1dBody, Conv2dBody, Encoder, Probe, SSLModel
 from mirjax.models.tagger import Tagger
 from mirjax.errors import ConfigError
 
-BACKENDS = {"short_chunk_cnn": ShortChunkCNN, "dieleman1d": Dieleman1D}
+BACKENDS = {"short_chunk_cnn": ShortChunkCNN, "dieleman1d": Dieleman1D, "fcn": FCN,
+            "samplecnn": SampleCNN}
 MODELS = ("tagger", "multiview", "ssl", "probe", "avspeaker")
 ENCODERS = ("cnn_logmel", "pase", "sincmodnet")  # self-supervised encoders (models/ssl.py)
 VIEWS = ("logmel", "gammatone", "cqt", "rawconv", "mfcc", "chroma")  # front-ends a view can be
@@ -89,6 +91,34 @@ def dieleman_config(frontend: str = "rawconv", length: int = 256, stride: int = 
   return cfg
 
 
+def fcn_config() -> ml_collections.ConfigDict:
+  """Default (locked) Tagger config of a fully convolutional network (Choi et al. 2016,
+  models/fcn.py) on log-mel, sized for a CPU."""
+  cfg = default_config("logmel")
+  cfg.backend = ml_collections.ConfigDict()
+  cfg.backend.name = "fcn"  # back-end kind, one of BACKENDS
+  cfg.backend.channels = (32, 64, 64, 128)  # conv block widths
+  cfg.backend.pools = ((4, 2), (4, 2), (4, 3), (4, 4))  # (time, frequency) pooling per block
+  cfg.backend.dropout = 0.5  # dropout rate before the output layer
+  cfg.backend.bn_momentum = 0.99  # BatchNorm running-average momentum
+  return cfg
+
+
+def samplecnn_config() -> ml_collections.ConfigDict:
+  """Default (locked) Tagger config of a sample-level CNN (Lee et al. 2017, models/fcn.py):
+  the "rawconv" front-end as its first layer (32 filters of 3 samples, stride 3, ReLU), then
+  length-3 conv blocks, sized for a CPU."""
+  cfg = default_config("rawconv")
+  fe = cfg.frontend
+  fe.kernel_size, fe.hop, fe.n_filters, fe.compression = 3, 3, 32, "relu"
+  cfg.backend = ml_collections.ConfigDict()
+  cfg.backend.name = "samplecnn"  # back-end kind, one of BACKENDS
+  cfg.backend.channels = (32, 32, 64, 64, 64, 64, 64, 64, 128)  # length-3 conv blocks, each pools by 3
+  cfg.backend.dropout = 0.5  # dropout rate before the output layer
+  cfg.backend.bn_momentum = 0.99  # BatchNorm running-average momentum
+  return cfg
+
+
 def multiview_config(views=("logmel", "gammatone", "cqt", "rawconv")) -> ml_collections.ConfigDict:
   """Default (locked) MultiView config: `views` each through its own sub-network.
 
@@ -120,6 +150,8 @@ def _build_backend(cfg, n_outputs):
     raise ConfigError(f"unknown fields {unknown} for back-end {name!r}; valid: {sorted(valid)}")
   if "channels" in fields:
     fields["channels"] = tuple(fields["channels"])
+  if "pools" in fields:
+    fields["pools"] = tuple(tuple(p) for p in fields["pools"])
   return cls(n_outputs=n_outputs, **fields)
 
 

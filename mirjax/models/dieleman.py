@@ -83,8 +83,10 @@ class Dieleman1D(nn.Module):
     for i, width in enumerate(self.channels):
       x = nn.Conv(width, (self.kernel_size,), padding="SAME", name=f"conv{i}")(x)
       x = time_pool(nn.relu(x), self.pool)
+      self.sow("intermediates", f"block{i}", x)  # each block's output: the similarity job's layers
     x = x.reshape(x.shape[0], -1)  # (frames' x channels): the fixed-length excerpt, flattened
     x = nn.relu(nn.Dense(self.dense, name="dense")(x))
+    self.sow("intermediates", "embedding", x)
     if self.n_outputs is None:
       return x
     return nn.Dense(self.n_outputs, name="logits")(x)

@@ -121,6 +121,7 @@ class ShortChunkCNN(nn.Module):
       x = nn.Conv(width, (3, 3), padding="SAME", use_bias=False, name=f"conv{i}")(x)
       x = nn.relu(norm(name=f"bn{i}")(x))
       x = max_pool_2x2(x)
+      self.sow("intermediates", f"block{i}", x)  # each block's output: the similarity job's layers
     x = global_max_pool(x)
     x = nn.Dense(self.dense, use_bias=False, name="dense")(x)
     x = nn.relu(norm(name="dense_bn")(x))
