@@ -1,0 +1,71 @@
+"""python -m mirjax.main --config=configs/explain.py:similarity --config.trained=workdirs/explain_shortchunk --workdir=workdirs/explain_similarity
+
+Explainability (Yanchenko et al., "Towards Explainable Convolutional Features for Music
+Audio Modeling", arXiv:2106.00110): convolutional features of trained and untrained models
+against wavelet scattering and other hand-crafted features.
+
+  # a source model: an architecture (shortchunk: log-mel short-chunk CNN; fcn: log-mel fully
+  # convolutional network; samplecnn: sample-level CNN on raw audio) trained on one task of
+  # the embedded data (tags, or the class labels tempo, texture, drums, composer)
+  python -m mirjax.main --config=configs/explain.py:shortchunk --workdir=workdirs/explain_shortchunk
+  python -m mirjax.main --config=configs/explain.py:samplecnn,tempo --workdir=workdirs/explain_samplecnn_tempo
+  # CKA of its layers, trained and untrained (3 seeds), against the hand-crafted features
+  python -m mirjax.main --config=configs/explain.py:similarity --config.trained=workdirs/explain_shortchunk --workdir=workdirs/explain_similarity
+
+The similarity job (mirjax/jobs/similarity.py) writes WORKDIR/cka_linear.csv, cka_rbf.csv
+and their heatmaps (PNG). ":smoke" makes any of these seconds long, for tests.
+"""
+import ml_collections
+
+from mirjax import config as base, models
+from mirjax.errors import ConfigError
+
+ARCHITECTURES = {"shortchunk": lambda: models.default_config("logmel"), "fcn": models.fcn_config,
+                 "samplecnn": models.samplecnn_config}
+TASKS = ("tags", "tempo", "texture", "drums", "composer")  # embedded data: tags, or a class label
+WORDS = (*ARCHITECTURES, *TASKS, "similarity", "smoke")
+
+
+def similarity_config(smoke: bool = False):
+  """The similarity job's settings (mirjax/jobs/similarity.py)."""
+  c = base.trained_run_job("similarity")
+  c.untrained_seeds = (0, 1, 2)  # the same model initialised from these seeds, untrained
+  c.features = ("scattering1", "scattering2", "mfcc", "logmel")  # hand-crafted feature sets
+  c.kernels = ("linear", "rbf")  # CKA kernels (rbf: sigma 0.8 of the median distance)
+  c.cka_batch = 256  # exact CKA up to this many clips, else the minibatch estimator of this size
+  c.scattering = ml_collections.ConfigDict()
+  c.scattering.J = 8  # octaves: averaging over 2**J samples (16 ms at 16 kHz)
+  c.scattering.Q = 8  # first-order wavelets per octave (second order: 1)
+  if smoke:
+    c.untrained_seeds = (0, 1)
+    c.scattering.J, c.scattering.Q = 6, 4
+  return c
+
+
+def get_config(arg=None):
+  words = base.words(arg, WORDS, "configs/explain.py")
+  if "similarity" in words:
+    extra = [w for w in words if w not in ("similarity", "smoke")]
+    if extra:
+      raise ConfigError(f"configs/explain.py:similarity reads the model from --config.trained; drop {extra}")
+    return similarity_config(smoke="smoke" in words)
+  archs = [w for w in words if w in ARCHITECTURES] or ["shortchunk"]
+  tasks = [w for w in words if w in TASKS] or ["tags"]
+  if len(archs) > 1 or len(tasks) > 1:
+    raise ConfigError(f"configs/explain.py: name one architecture of {list(ARCHITECTURES)} and one task "
+                      f"of {list(TASKS)}; got {archs + tasks}")
+  c = base.base(ARCHITECTURES[archs[0]]())
+  if tasks[0] != "tags":  # one class per clip: softmax classification
+    c.data.label = tasks[0]
+    c.task.name, c.task.branches = "classification", ("classification",)
+  # Each source model on the embedded data: a few minutes on a 2-core CPU.
+  c.data.crop_seconds = 3.0
+  c.train.batch_size = 16
+  c.train.num_steps = 1000
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 250
+  c.optim.learning_rate = 1e-3
+  c.optim.warmup_steps = 100
+  if "smoke" in words:
+    base.smoke(c)
+  return c
