@@ -23,7 +23,7 @@ from mirjax.errors import ConfigError
 ARCHITECTURES = {"shortchunk": lambda: models.default_config("logmel"), "fcn": models.fcn_config,
                  "samplecnn": models.samplecnn_config}
 TASKS = ("tags", "tempo", "texture", "drums", "composer")  # embedded data: tags, or a class label
-WORDS = (*ARCHITECTURES, *TASKS, "similarity", "smoke")
+WORDS = (*ARCHITECTURES, *TASKS, "similarity", "transfer", "smoke")
 
 
 def similarity_config(smoke: bool = False):
@@ -42,13 +42,35 @@ def similarity_config(smoke: bool = False):
   return c
 
 
+def transfer_config(smoke: bool = False):
+  """The transfer job's settings (mirjax/jobs/transfer.py)."""
+  c = similarity_config(smoke)
+  c.job = "transfer"
+  del c["trained"], c["splits"], c["kernels"], c["cka_batch"]
+  c.sources = ""  # workdirs of trained source runs, comma-separated (--config.sources=workdirs/a,workdirs/b)
+  c.tasks = TASKS  # target tasks: embedded-data labels, or "gtzan", "esc50", "nsynth", "mtat"
+  c.manual_dirs = ml_collections.ConfigDict({t: "" for t in ("gtzan", "esc50", "nsynth", "mtat")})
+  c.layers = ()  # layers probed; (): every block and the embedding
+  c.probes = ("linear", "mlp")  # probe kinds (mirjax/evaluation/probes.py)
+  c.probe = ml_collections.ConfigDict()
+  c.probe.steps = 500  # full-batch Adam steps of every probe
+  c.probe.learning_rate = 1e-2
+  c.probe.l2_grid = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # weight decays tried, chosen on valid
+  c.probe.hidden = 128  # the MLP's hidden width
+  if smoke:
+    c.probe.steps = 50
+    c.tasks = ("tags", "tempo")
+  return c
+
+
 def get_config(arg=None):
   words = base.words(arg, WORDS, "configs/explain.py")
-  if "similarity" in words:
-    extra = [w for w in words if w not in ("similarity", "smoke")]
-    if extra:
-      raise ConfigError(f"configs/explain.py:similarity reads the model from --config.trained; drop {extra}")
-    return similarity_config(smoke="smoke" in words)
+  for job, make in (("similarity", similarity_config), ("transfer", transfer_config)):
+    if job in words:
+      extra = [w for w in words if w not in (job, "smoke")]
+      if extra:
+        raise ConfigError(f"configs/explain.py:{job} reads its models from trained workdirs; drop {extra}")
+      return make(smoke="smoke" in words)
   archs = [w for w in words if w in ARCHITECTURES] or ["shortchunk"]
   tasks = [w for w in words if w in TASKS] or ["tags"]
   if len(archs) > 1 or len(tasks) > 1:

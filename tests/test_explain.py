@@ -10,7 +10,7 @@ import pytest
 
 from mirjax import config as config_lib
 from mirjax.errors import ConfigError
-from mirjax.jobs import similarity, train
+from mirjax.jobs import similarity, train, transfer
 
 
 def _config(arg):
@@ -35,7 +35,7 @@ def test_every_architecture_and_task_makes_a_training_config():
   assert _config("fcn").model.backend.name == "fcn"
   with pytest.raises(ConfigError, match="one architecture"):
     _config("fcn,samplecnn")
-  with pytest.raises(ConfigError, match="reads the model from --config.trained"):
+  with pytest.raises(ConfigError, match="reads its models from trained workdirs"):
     _config("similarity,fcn")
 
 
@@ -70,3 +70,27 @@ def test_similarity_settings_that_cannot_work_are_refused(trained, tmp_path):
     bad.trained, bad[field] = trained, value
     with pytest.raises(ConfigError, match=message):
       similarity.check(bad, str(tmp_path))
+
+
+def test_transfer_probes_every_layer_untrained_and_hand_crafted_on_every_task(trained, data_dir, tmp_path):
+  c = _config("transfer,smoke")
+  c.sources, c.data.data_dir, c.probes = trained, data_dir, ("linear",)
+  out = transfer.transfer(c, str(tmp_path))
+  layers = [f"backend/block{i}" for i in range(5)] + ["backend/embedding"]
+  rows = out["rows"]
+  assert len(rows) == 2 * (3 * len(layers) + 4)  # tasks x (trained + 2 untrained seeds) x layers + 4 feature sets
+  for task, metric in (("tags", "macro ROC-AUC"), ("tempo", "accuracy")):
+    mine = [r for r in rows if r["task"] == task]
+    assert {r["metric"] for r in mine} == {metric}
+    assert all(0.0 <= r["test"] <= 1.0 and 0.0 <= r["valid"] <= 1.0 for r in mine)
+    assert {r["layer"] for r in mine if r["model"] == "hand-crafted"} == {"scattering1", "scattering2",
+                                                                           "mfcc", "logmel"}
+    assert sorted(r["seed"] for r in mine if r["model"].endswith("untrained") and r["layer"] == layers[0]) == [0, 1]
+  with open(tmp_path / "transfer.csv") as f:
+    assert len(list(csv.DictReader(f))) == len(rows)
+  md = (tmp_path / "transfer.md").read_text()
+  assert "± " in md and "(2 seeds)" in md and os.path.getsize(tmp_path / "transfer.png") > 5000
+  bad = _config("transfer,smoke")
+  bad.sources, bad.tasks = trained, ("gtzan",)
+  with pytest.raises(ConfigError, match="config.manual_dirs.gtzan"):
+    transfer.check(bad, str(tmp_path / "other"))
