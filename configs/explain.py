@@ -1,19 +1,24 @@
-"""python -m mirjax.main --config=configs/explain.py:similarity --config.trained=workdirs/explain_shortchunk --workdir=workdirs/explain_similarity
+"""python -m mirjax.main --config=configs/explain.py --workdir=workdirs/explain
 
 Explainability (Yanchenko et al., "Towards Explainable Convolutional Features for Music
 Audio Modeling", arXiv:2106.00110): convolutional features of trained and untrained models
-against wavelet scattering and other hand-crafted features.
+against wavelet scattering and other hand-crafted features, and across tasks.
+
+The command above is the whole study (mirjax/jobs/explain.py), resumable: it trains the
+source models (every architecture on every source task), runs the similarity job on each
+and the transfer job on all, and writes WORKDIR/study.md. ":smoke" is the same in seconds.
+Its parts, one at a time:
 
   # a source model: an architecture (shortchunk: log-mel short-chunk CNN; fcn: log-mel fully
   # convolutional network; samplecnn: sample-level CNN on raw audio) trained on one task of
   # the embedded data (tags, or the class labels tempo, texture, drums, composer)
-  python -m mirjax.main --config=configs/explain.py:shortchunk --workdir=workdirs/explain_shortchunk
+  python -m mirjax.main --config=configs/explain.py:shortchunk,tags --workdir=workdirs/explain_shortchunk
   python -m mirjax.main --config=configs/explain.py:samplecnn,tempo --workdir=workdirs/explain_samplecnn_tempo
-  # CKA of its layers, trained and untrained (3 seeds), against the hand-crafted features
+  # CKA of its layers, trained and untrained (3 seeds), against the hand-crafted features:
+  # WORKDIR/cka_linear.csv, cka_rbf.csv and their heatmaps (mirjax/jobs/similarity.py)
   python -m mirjax.main --config=configs/explain.py:similarity --config.trained=workdirs/explain_shortchunk --workdir=workdirs/explain_similarity
-
-The similarity job (mirjax/jobs/similarity.py) writes WORKDIR/cka_linear.csv, cka_rbf.csv
-and their heatmaps (PNG). ":smoke" makes any of these seconds long, for tests.
+  # probes of every layer of several sources on every task (mirjax/jobs/transfer.py)
+  python -m mirjax.main --config=configs/explain.py:transfer --config.sources=workdirs/explain_shortchunk,workdirs/explain_samplecnn_tempo --workdir=workdirs/explain_transfer
 """
 import ml_collections
 
@@ -24,6 +29,23 @@ ARCHITECTURES = {"shortchunk": lambda: models.default_config("logmel"), "fcn": m
                  "samplecnn": models.samplecnn_config}
 TASKS = ("tags", "tempo", "texture", "drums", "composer")  # embedded data: tags, or a class label
 WORDS = (*ARCHITECTURES, *TASKS, "similarity", "transfer", "smoke")
+SOURCE_TASKS = ("tags", "tempo")  # the study trains every architecture on each of these
+
+
+def study_config(smoke: bool = False):
+  """The whole study's settings (mirjax/jobs/explain.py)."""
+  c = ml_collections.ConfigDict()
+  c.job = "explain"
+  c.architectures = tuple(ARCHITECTURES)  # source architectures
+  c.source_tasks = SOURCE_TASKS  # each architecture is trained on each of these
+  c.smoke = smoke  # sources trained with the smoke protocol (seconds, tiny data)
+  c.seed = 0  # seed of every source run
+  c.data_dir = ""  # where the embedded data is kept ("": $MIRJAX_DATA_DIR or the default)
+  c.similarity = similarity_config(smoke)
+  c.transfer = transfer_config(smoke)
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.num_devices = -1
+  return c
 
 
 def similarity_config(smoke: bool = False):
@@ -71,6 +93,8 @@ def get_config(arg=None):
       if extra:
         raise ConfigError(f"configs/explain.py:{job} reads its models from trained workdirs; drop {extra}")
       return make(smoke="smoke" in words)
+  if not [w for w in words if w != "smoke"]:
+    return study_config(smoke="smoke" in words)
   archs = [w for w in words if w in ARCHITECTURES] or ["shortchunk"]
   tasks = [w for w in words if w in TASKS] or ["tags"]
   if len(archs) > 1 or len(tasks) > 1:

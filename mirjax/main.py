@@ -20,7 +20,7 @@ flags.DEFINE_integer("num_processes", 1, "Number of processes of a multi-process
 flags.DEFINE_integer("process_id", 0, "This process's index in [0, num_processes).")
 flags.mark_flags_as_required(["config", "workdir"])
 
-JOBS = ("train", "compare", "compare_ssl", "modulation_rates", "eval", "embed", "similarity", "transfer")
+JOBS = ("train", "compare", "compare_ssl", "modulation_rates", "eval", "embed", "similarity", "transfer", "explain")
 
 
 def _start_distributed():
@@ -91,7 +91,7 @@ def main(argv):
   import jax
   from mirjax import sharding, validate
   from mirjax.errors import MirjaxError
-  from mirjax.jobs import compare, embed, evaluate, modulation_rates, similarity, train, transfer
+  from mirjax.jobs import compare, embed, evaluate, explain, modulation_rates, similarity, train, transfer
   workdir = flags.FLAGS.workdir
   try:  # settings that cannot work stop here, before any data is loaded or folder made
     validate.check(config, sharding.make_mesh(config.mesh.num_devices) if "mesh" in config else None)
@@ -105,7 +105,8 @@ def main(argv):
   run = {"train": train.train_and_evaluate, "compare": compare.compare,
          "compare_ssl": compare.compare_ssl, "modulation_rates": modulation_rates.analyse,
          "eval": evaluate.evaluate_trained, "embed": embed.embed,
-         "similarity": similarity.similarity, "transfer": transfer.transfer}[config.job]
+         "similarity": similarity.similarity, "transfer": transfer.transfer,
+         "explain": explain.explain}[config.job]
   try:
     with workdir_lib.lock(workdir, primary=jax.process_index() == 0):  # one run per workdir
       run(config, workdir)
