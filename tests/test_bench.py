@@ -116,3 +116,13 @@ def test_speaker_port_computes_mirjax_embeddings():
   with torch.inference_mode():
     got = port(torch.from_numpy(audio)).numpy()
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+def test_scattering_bench_figures_are_consistent_and_match_kymatio():
+  out = _run("mirjax.bench.scattering")
+  mirjax_rate, devices = _figures(rf"mirjax\s+{NUM} clips/s \({NUM} devices\)", out)
+  assert devices == 8
+  (kymatio_rate,) = _figures(rf"kymatio\s+{NUM} clips/s", out)
+  ratio, diff = _figures(rf"ratio\s+{NUM}x\s+largest difference {NUM} of the largest coefficient", out)
+  assert _agrees(ratio, 2, mirjax_rate / kymatio_rate, (mirjax_rate, 1), (kymatio_rate, 1)), out
+  assert diff <= 1e-5, out  # the same coefficients
