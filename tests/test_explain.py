@@ -51,9 +51,9 @@ def test_similarity_writes_cka_of_every_layer_trained_and_untrained(study):
   for kernel in ("linear", "rbf"):
     with open(folder / f"cka_{kernel}.csv") as f:
       rows = list(csv.reader(f))
-    assert rows[0] == ["model", "layer", "scattering1", "scattering2", "mfcc", "logmel"]
+    assert rows[0] == ["model", "layer", "scattering1", "scattering2", "mfcc", "logmel", "chance"]
     assert [(r[0], r[1]) for r in rows[1:]] == [(m, l) for m in out["models"] for l in LAYERS]
-    values = np.array([[float(v) for v in r[2:]] for r in rows[1:]]).reshape(3, len(LAYERS), 4)
+    values = np.array([[float(v) for v in r[2:]] for r in rows[1:]]).reshape(3, len(LAYERS), 5)
     assert ((values >= 0) & (values <= 1 + 1e-5)).all() and values.std() > 0.01
     assert not np.allclose(values[0], values[1], atol=1e-3)  # trained != untrained
     np.testing.assert_allclose(out["untrained_mean"][kernel], values[1:].mean(0), atol=1e-4)

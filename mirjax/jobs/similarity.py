@@ -17,7 +17,9 @@ frequency), averaged over the crops. Hand-crafted feature sets of the same crops
   mfcc         mean and standard deviation over frames of 20 MFCCs
   logmel       mean and standard deviation over frames of a 64-band log-mel spectrogram
 
-CKA of every (model, layer) against every feature set, for each kernel of `config.kernels`
+A last column, "chance", is the CKA against the first feature set with its clips shuffled:
+what features unrelated to the layer score on this many clips (biased CKA is well above 0
+for a few hundred clips). CKA of every (model, layer) against every feature set, for each kernel of `config.kernels`
 ("linear", "rbf"): exact (mirjax.evaluation.similarity) for splits of at most
 `config.cka_batch` clips, else the minibatch estimator over batches of that many
 (arXiv:2010.15327). Hand-crafted features are standardised per dimension first (their units
@@ -42,6 +44,7 @@ from mirjax.evaluation import similarity as sim
 from mirjax.jobs import embed, evaluate, train
 
 FEATURE_SETS = ("scattering1", "scattering2", "mfcc", "logmel")
+CHANCE = "chance"  # the column of the first feature set with its clips shuffled
 
 
 def check(config, workdir: str):
@@ -187,6 +190,11 @@ def similarity(config, workdir: str) -> dict:
         run.state, source, jit(functools.partial(features_step, sr=sr, features=tuple(config.features),
                                                  bank=bank)),
         mesh=mesh, cfg=cfg, crop=crop, target="")
+    # the chance level: the first feature set with its clips shuffled, so that it has the
+    # same size and spread but no relation to the layers (CKA of a few hundred clips is
+    # far from 0 even then)
+    first = config.features[0]
+    feats[CHANCE] = feats[first][np.random.default_rng(0).permutation(len(feats[first]))]
     step = jit(functools.partial(layer_step, model=model, names=tuple(layers)))
     tables = {k: {} for k in config.kernels}
     for name, state in states.items():
@@ -194,8 +202,8 @@ def similarity(config, workdir: str) -> dict:
       for kernel in config.kernels:
         cells = cka_matrix(acts, feats, kernel, int(config.cka_batch))
         for layer in layers:
-          tables[kernel][(name, layer)] = {f: cells[(layer, f)] for f in config.features}
-    features = list(config.features)
+          tables[kernel][(name, layer)] = {f: cells[(layer, f)] for f in (*config.features, CHANCE)}
+    features = [*config.features, CHANCE]
     n = len(next(iter(feats.values())))
     out = {"trained": os.path.abspath(config.trained), "step": int(run.step), "dataset": opened.info.name,
            "split": split, "examples": int(n), "layers": layers, "features": features,
