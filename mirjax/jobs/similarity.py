@@ -36,6 +36,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from mirjax import audio, inputs as inputs_lib, metrics, models, sharding, workdir as workdir_lib
 from mirjax.audio import scattering
@@ -197,7 +198,8 @@ def similarity(config, workdir: str) -> dict:
     feats[CHANCE] = feats[first][np.random.default_rng(0).permutation(len(feats[first]))]
     step = jit(functools.partial(layer_step, model=model, names=tuple(layers)))
     tables = {k: {} for k in config.kernels}
-    for name, state in states.items():
+    for name, state in tqdm(states.items(), desc="similarity", unit="model", disable=jax.process_index() != 0,
+                            leave=False):
       acts, _ = train.run_over_split(state, source, step, mesh=mesh, cfg=cfg, crop=crop, target="")
       for kernel in config.kernels:
         cells = cka_matrix(acts, feats, kernel, int(config.cka_batch))

@@ -29,6 +29,7 @@ import os
 
 import jax
 import numpy as np
+from tqdm.auto import tqdm
 
 from mirjax import metrics, sharding, workdir as workdir_lib
 from mirjax.audio import scattering
@@ -140,7 +141,8 @@ def transfer(config, workdir: str) -> dict:
       data_key = json.dumps({k: v for k, v in cfg.data.to_dict().items() if k != "label"}, sort_keys=True,
                             default=str)
       sets = {}  # (model name, seed, layer) -> {split: features}
-      for name, arch, seed, run, state in model_list:
+      for name, arch, seed, run, state in tqdm(model_list, desc=f"transfer {task}: features", unit="model",
+                                               disable=jax.process_index() != 0, leave=False):
         if run.system.crop != crop or int(run.config.data.sample_rate) != int(info.sample_rate):
           raise ConfigError(f"{name}: every source must read {crop}-sample crops at {info.sample_rate} Hz")
         example = {"audio": np.zeros((1, crop), np.float32)}
@@ -170,7 +172,8 @@ def transfer(config, workdir: str) -> dict:
                                                          cfg=cfg, crop=crop, target="")
           for f in config.features:
             sets.setdefault(("hand-crafted", None, f), {})[split] = feature_cache[key][f]
-      for (name, seed, layer), by_split in sets.items():
+      for (name, seed, layer), by_split in tqdm(sets.items(), desc=f"transfer {task}: probes", unit="layer",
+                                                disable=jax.process_index() != 0, leave=False):
         for probe in config.probes:
           res = probes.fit_probe(*((by_split[s], labels[s]) for s in SPLITS), task=kind, n_out=n_out,
                                  kind=probe, l2_grid=tuple(config.probe.l2_grid), steps=int(config.probe.steps),
