@@ -39,6 +39,8 @@ def study_config(smoke: bool = False):
   c.architectures = tuple(ARCHITECTURES)  # source architectures
   c.source_tasks = SOURCE_TASKS  # each architecture is trained on each of these
   c.smoke = smoke  # sources trained with the smoke protocol (seconds, tiny data)
+  if smoke:
+    c.source_tasks = ("tags",)
   c.seed = 0  # seed of every source run
   c.data_dir = ""  # where the embedded data is kept ("": $MIRJAX_DATA_DIR or the default)
   c.similarity = similarity_config(smoke)
