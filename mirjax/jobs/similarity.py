@@ -118,10 +118,11 @@ def cka_matrix(layer_feats: dict, hand_feats: dict, kernel: str, batch: int) -> 
   exact = jax.jit(functools.partial(sim.feature_cka, kernel=kernel))
   terms = jax.jit(functools.partial(sim.minibatch_hsic_terms, kernel=kernel))
   standard = lambda a: (a - a.mean(0)) / (a.std(0) + 1e-8)  # noqa: E731  (per-dimension scale)
+  hand = {f: jnp.asarray(standard(hf), jnp.float32) for f, hf in hand_feats.items()}  # once, not per layer
   out = {}
   for lname, lf in layer_feats.items():
-    for fname, hf in hand_feats.items():
-      x, y = jnp.asarray(lf, jnp.float32), jnp.asarray(standard(hf), jnp.float32)
+    x = jnp.asarray(lf, jnp.float32)
+    for fname, y in hand.items():
       if n <= batch:
         value = exact(x, y)
       else:

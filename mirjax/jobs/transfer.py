@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from mirjax import metrics, sharding, workdir as workdir_lib
+from mirjax import metrics, models, sharding, workdir as workdir_lib
 from mirjax.audio import scattering
 from mirjax.data import pipeline
 from mirjax.errors import ConfigError
@@ -124,6 +124,18 @@ def transfer(config, workdir: str) -> dict:
           model_list.append((f"{arch} untrained", arch, int(seed), run, state))
     first = model_list[0][3]
     crop = first.system.crop
+    layer_steps = {}  # model name -> (layers probed, the jitted step giving them), made once
+    for name, _, _, run, _ in model_list:
+      if name in layer_steps:
+        continue
+      names = similarity.compared_layers(embed.layer_widths(
+          run.system.model, {"params": run.state.params, **run.state.model_state},
+          models.example_inputs(run.config.model, run.system.crop)))
+      layers = [n for n in names if not config.layers or n in config.layers]
+      shardings = jax.tree.map(lambda _: replicated, run.system.abstract_state)
+      layer_steps[name] = (layers, jax.jit(
+          functools.partial(similarity.layer_step, model=run.system.model, names=tuple(layers)),
+          in_shardings=(shardings, batch_sharding), out_shardings=batch_sharding))
     rows, feature_cache = [], {}
     for task in _tasks_of(config):
       cfg = evaluate.job_config(first.config, config)
@@ -145,13 +157,7 @@ def transfer(config, workdir: str) -> dict:
                                                disable=jax.process_index() != 0, leave=False):
         if run.system.crop != crop or int(run.config.data.sample_rate) != int(info.sample_rate):
           raise ConfigError(f"{name}: every source must read {crop}-sample crops at {info.sample_rate} Hz")
-        example = {"audio": np.zeros((1, crop), np.float32)}
-        names = similarity.compared_layers(embed.layer_widths(
-            run.system.model, {"params": run.state.params, **run.state.model_state}, example))
-        layers = [n for n in names if not config.layers or n in config.layers]
-        shardings = jax.tree.map(lambda _: replicated, run.system.abstract_state)
-        step = jax.jit(functools.partial(similarity.layer_step, model=run.system.model, names=tuple(layers)),
-                       in_shardings=(shardings, batch_sharding), out_shardings=batch_sharding)
+        layers, step = layer_steps[name]
         for split in SPLITS:
           key = (data_key, name, seed, split)
           if key not in feature_cache:
