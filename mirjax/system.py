@@ -42,7 +42,7 @@ def init_state(rng, *, model, tx, example_inputs, graft=None):
 def check_sample_rate(config, rate: int, dataset: str):
   """Raise ConfigError, saying what to set, unless `rate` is the model's sample rate."""
   model_rate = models.sample_rate(config.model)
-  if rate != model_rate:
+  if model_rate and rate != model_rate:  # 0: the model reads no audio
     raise ConfigError(
         f"the dataset {dataset} is at {rate} Hz but the model's front-end expects {model_rate} Hz: "
         f"set --config.data.sample_rate={model_rate} (the audio is resampled when the dataset "
@@ -77,6 +77,23 @@ def resolve_epochs(config, n_train: int):
   if optim.get("sgd_boundary_epochs"):
     c.optim.sgd_boundaries = tuple(steps(e) for e in optim.sgd_boundary_epochs)
   c.train.examples_per_epoch = int(n_train)
+  return c
+
+
+def resolve_inputs(config, info):
+  """A copy of `config` whose "mlp" model has the input width of the feature dataset `info`
+  (model.input_dim 0: take the dataset's); `config` itself for other models. Raises
+  ConfigError when a set width is not the dataset's, or the dataset holds no features."""
+  if config.model.name != "mlp":
+    return config
+  if not info.feature_dim:
+    raise ConfigError(f"model 'mlp' reads summary features, which the dataset {info.name} lacks: "
+                      "train it on a feature dataset (--config.data.name=features)")
+  if config.model.input_dim not in (0, info.feature_dim):
+    raise ConfigError(f"model.input_dim={config.model.input_dim} but the features of {info.name} "
+                      f"have {info.feature_dim} dimensions: set --config.model.input_dim=0")
+  c = copy.deepcopy(config)
+  c.model.input_dim = int(info.feature_dim)
   return c
 
 

@@ -34,8 +34,9 @@ def test_a_registered_dataset_is_opened_by_name(monkeypatch, tmp_path):
 
 def test_every_dataset_mirjax_has_is_registered():
   made_here = {"embedded", "avspeakers"}  # the embedded default data mirjax makes itself
+  # "features": the summary vectors a job wrote (mirjax/data/features.py)
   assert set(pipeline.DATASETS) == made_here | {"folder", "mtat", "gtzan", "esc50", "nsynth",
-                                                "audio", "voxceleb"}
+                                                "audio", "voxceleb", "features"}
   assert all(pipeline.DATASETS[n].manual_dir is None for n in made_here)
   assert all(d.manual_dir for n, d in pipeline.DATASETS.items() if n not in made_here)
 
@@ -49,7 +50,7 @@ def test_info_keeps_what_a_checkpoint_needs():
 
   meta = info.to_meta(Tagging())
   assert meta == {"dataset": "mtat/clean", "sample_rate": 16000, "task": "Tagging",
-                  "tag_names": ["rock", "piano"], "class_names": []}
+                  "tag_names": ["rock", "piano"], "class_names": [], "feature_dim": 0}
   back = Info.from_meta(meta)
   assert (back.name, back.sample_rate, back.tag_names, back.class_names) == (
       "mtat/clean", 16000, ("rock", "piano"), ())

@@ -113,6 +113,13 @@ def _speaker_sources(vox, name, cfg):
                                        seed=cfg.get("cohort_seed", 0))
 
 
+@register("features", "the features a job wrote: features.json and features_<split>.npz "
+          "(e.g. WORKDIR/features of a kmeans run)")
+def _features(cfg, data_dir):  # pylint: disable=unused-argument
+  from mirjax.data import features  # pylint: disable=import-outside-toplevel
+  return features.load_features(cfg.manual_dir)
+
+
 @register("avspeakers")
 def _avspeakers(cfg, data_dir):
   """The embedded synthetic speakers (voices and faces made on this machine), VoxCeleb1's layout."""
@@ -178,6 +185,8 @@ def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: st
   with the example's other inputs (e.g. 'frames') as they are; `target` names the example
   field of the ground truth ('tags', 'label', ...)."""
   def random_crop(ex, rng: np.random.Generator):
+    if "audio" not in ex:  # a feature dataset: nothing to crop
+      return {**other_inputs(ex), target: ex[target]}
     audio = fit_length(ex["audio"], crop)
     start = int(rng.integers(0, len(audio) - crop + 1))
     out = {"audio": to_float(audio[start:start + crop]), **other_inputs(ex)}
@@ -207,13 +216,15 @@ def eval_batches(source, *, global_batch: int, crop: int, n_chunks: int, target:
   local = global_batch // procs
   total = math.ceil(n / global_batch) * global_batch
   first = source[0] if n else {}
+  has_audio = "audio" in first or not n  # a feature dataset has none: its inputs are repeated
 
   def read(i):
     ex = source[i] if i < n else {"audio": np.zeros(crop, np.int16),
                                   **{k: np.zeros_like(v) for k, v in other_inputs(first).items()}}
-    audio = fit_length(ex["audio"], crop)
-    chunks = np.stack([audio[s:s + crop] for s in chunk_starts(len(audio), crop, n_chunks)])
-    out = {"audio": to_float(chunks), "mask": np.bool_(i < n)}
+    out = {"mask": np.bool_(i < n)}
+    if has_audio:
+      audio = fit_length(ex["audio"], crop)
+      out["audio"] = to_float(np.stack([audio[s:s + crop] for s in chunk_starts(len(audio), crop, n_chunks)]))
     out.update({k: np.repeat(v[None], n_chunks, axis=0) for k, v in other_inputs(ex).items()})
     if target:
       out[target] = ex[target] if i < n else np.zeros_like(first[target])

@@ -46,6 +46,9 @@ def _run(config, workdir):
       return done
     logging.warning("mirjax: %s finished with another config than this one; checking it against "
                     "its checkpoint", workdir)
+  if config.job == "kmeans":  # features learned, then the MLP on them (jobs/kmeans.py)
+    from mirjax.jobs import kmeans  # pylint: disable=import-outside-toplevel
+    return kmeans.run(config, workdir)
   return train.train_and_evaluate(config, workdir)
 
 
@@ -53,7 +56,8 @@ def variant_config(config, variant: str, seed: int):
   """The training config of one variant and seed: its override set applied to `config`
   (a ConfigError names a missing variant or a path the config lacks)."""
   c = copy.deepcopy(config)
-  c.job, c.seed = "train", int(seed)
+  # a training run, or the job config.compare.variant_job names ("kmeans": configs/kmeans.py)
+  c.job, c.seed = config.compare.get("variant_job", "train"), int(seed)
   if "overrides" not in config.compare:
     raise ConfigError("a comparison needs config.compare.overrides: an override set per variant "
                       "(mirjax/overrides.py; configs/rawgrid.py is an example)")

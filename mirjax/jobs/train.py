@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 from mirjax import checkpoint, metrics, models, optim, sharding, steps, validate, workdir as workdir_lib
 from mirjax import inputs as inputs_lib
 from mirjax.data import pipeline
-from mirjax.system import build_system, check_sample_rate, resolve_epochs
+from mirjax.system import build_system, check_sample_rate, resolve_epochs, resolve_inputs
 from mirjax.errors import ConfigError
 
 
@@ -202,6 +202,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
   sources = training_sources(config, sources)
   n_train = len(sources["train"])
   config = resolve_epochs(config, n_train)  # epochs -> steps, before the schedule is built
+  config = resolve_inputs(config, info)  # a feature model's input width, from its dataset
   graft = None
   if config.model.name == "probe" and config.model.pretrained:  # the encoder, config and weights
     config, graft = checkpoint.pretrained_encoder(config, workdir)

@@ -9,6 +9,7 @@ from mirjax import frontends
 from mirjax.models import speaker
 from mirjax.models.dieleman import Dieleman1D
 from mirjax.models.fcn import FCN, SampleCNN
+from mirjax.models.mlp import MLPTagger
 from mirjax.models.multiview import JOINT, MultiView
 from mirjax.models.short_chunk_cnn import ShortChunkCNN
 from mirjax.models.ssl import Conv1dBody, Conv2dBody, Encoder, Probe, SSLModel
@@ -17,7 +18,7 @@ from mirjax.errors import ConfigError
 
 BACKENDS = {"short_chunk_cnn": ShortChunkCNN, "dieleman1d": Dieleman1D, "fcn": FCN,
             "samplecnn": SampleCNN}
-MODELS = ("tagger", "multiview", "ssl", "probe", "avspeaker")
+MODELS = ("tagger", "multiview", "ssl", "probe", "avspeaker", "mlp")
 ENCODERS = ("cnn_logmel", "pase", "sincmodnet")  # self-supervised encoders (models/ssl.py)
 VIEWS = ("logmel", "gammatone", "cqt", "rawconv", "mfcc", "chroma")  # front-ends a view can be
 
@@ -116,6 +117,18 @@ def samplecnn_config() -> ml_collections.ConfigDict:
   cfg.backend.channels = (32, 32, 64, 64, 64, 64, 64, 64, 128)  # length-3 conv blocks, each pools by 3
   cfg.backend.dropout = 0.5  # dropout rate before the output layer
   cfg.backend.bn_momentum = 0.99  # BatchNorm running-average momentum
+  return cfg
+
+
+def mlp_config(hidden: int = 512, dropout: float = 0.5) -> ml_collections.ConfigDict:
+  """Default (locked) config of an MLP tagger on a feature dataset's summary vectors
+  (models/mlp.py; data.name = "features"): one hidden layer, dropout."""
+  cfg = ml_collections.ConfigDict()
+  cfg.name = "mlp"  # model kind, one of MODELS
+  cfg.input_dim = 0  # the features' width D; 0: the dataset's (set when the run starts)
+  cfg.hidden = hidden  # hidden layer width
+  cfg.dropout = dropout  # dropout rate after the hidden layer
+  cfg.lock()
   return cfg
 
 
@@ -231,6 +244,8 @@ def sample_rate(model_cfg) -> int:
     return model_cfg.encoder.frontend.sample_rate
   if model_cfg.name == "avspeaker":
     return model_cfg.audio.frontend.sample_rate
+  if model_cfg.name == "mlp":
+    return 0  # it reads features, not audio: any rate
   return model_cfg.frontend.sample_rate
 
 
@@ -241,6 +256,8 @@ def describe_backend(model_cfg) -> str:
     name, fields = f"{model_cfg.encoder.name} encoder", model_cfg.encoder.body
   elif model_cfg.name == "avspeaker":
     name, fields = f"{model_cfg.variant} speaker model: audio ResNet", model_cfg.audio
+  elif model_cfg.name == "mlp":
+    name, fields = "mlp", model_cfg
   else:
     name, fields = model_cfg.backend.name, model_cfg.backend
   if model_cfg.name == "multiview":
@@ -264,7 +281,12 @@ def branch_names(model_cfg, branches) -> tuple:
 
 def example_inputs(model_cfg, crop: int) -> dict:
   """Zero inputs of one example (mirjax/inputs.py) that `model_cfg`'s model reads, for
-  `init`: audio of `crop` samples, and face frames for a model that sees faces."""
+  `init`: audio of `crop` samples, and face frames for a model that sees faces; an "mlp"
+  reads features of its input_dim."""
+  if model_cfg.name == "mlp":
+    if model_cfg.input_dim < 1:
+      raise ConfigError("model.input_dim is unset: a run sets it from its feature dataset")
+    return {"features": jnp.zeros((1, model_cfg.input_dim), jnp.float32)}
   out = {"audio": jnp.zeros((1, crop), jnp.float32)}
   if model_cfg.name == "avspeaker" and speaker.VISUAL in speaker.MODALITIES[model_cfg.variant]:
     out["frames"] = jnp.zeros((1, model_cfg.face.n_frames, model_cfg.face.size, model_cfg.face.size, 3),
@@ -292,6 +314,10 @@ def build(model_cfg, n_outputs, branches=("tagging",), dims=()):
     raise ConfigError(f"unknown model {model_cfg.name!r}; valid: {list(MODELS)}")
   if model_cfg.name == "avspeaker":
     return speaker.build(model_cfg, n_outputs, branches)
+  if model_cfg.name == "mlp":
+    if len(branches) != 1:
+      raise ConfigError(f"model 'mlp' has one output branch; the task asks for {list(branches)}")
+    return MLPTagger(n_outputs=n_outputs, hidden=model_cfg.hidden, dropout=model_cfg.dropout, branch=branches[0])
   if model_cfg.name == "ssl":
     return SSLModel(encoder=build_encoder(model_cfg.encoder), workers=tuple(branches),
                     dims=tuple(dims), hidden=model_cfg.hidden)
