@@ -126,3 +126,25 @@ def test_scattering_bench_figures_are_consistent_and_match_kymatio():
   ratio, diff = _figures(rf"ratio\s+{NUM}x\s+largest difference {NUM} of the largest coefficient", out)
   assert _agrees(ratio, 2, mirjax_rate / kymatio_rate, (mirjax_rate, 1), (kymatio_rate, 1)), out
   assert diff <= 1e-5, out  # the same coefficients
+
+
+def test_kmeans_bench_figures_are_consistent_and_match_sklearn():
+  out = _run("mirjax.bench.kmeans")
+  mirjax_rate, devices = _figures(rf"mirjax\s+{NUM} points/s \({NUM} devices\)", out)
+  assert devices == 8
+  kmeans_rate, _ = _figures(rf"scikit-learn\s+{NUM} points/s \(KMeans, lloyd, {NUM} threads", out)
+  (fit_rate,) = _figures(rf"KMeans\.fit\s+{NUM} points/s", out)
+  (minibatch_rate,) = _figures(rf"minibatch\s+{NUM} points/s \(MiniBatchKMeans", out)
+  ratio, minibatch_ratio, fit_ratio = _figures(
+      rf"ratio\s+{NUM}x KMeans\s+{NUM}x MiniBatchKMeans\s+{NUM}x KMeans\.fit", out)
+  # each ratio is mirjax's rate over the other's
+  assert _agrees(ratio, 2, mirjax_rate / kmeans_rate, (mirjax_rate, 0), (kmeans_rate, 0)), out
+  assert _agrees(minibatch_ratio, 2, mirjax_rate / minibatch_rate, (mirjax_rate, 0), (minibatch_rate, 0)), out
+  assert _agrees(fit_ratio, 2, mirjax_rate / fit_rate, (mirjax_rate, 0), (fit_rate, 0)), out
+  # the same first iteration from the same unit centroids: the same objective, to rounding
+  m = re.search(rf"objective\s+{NUM} mirjax\s+{NUM} KMeans \(normalised\)\s+difference {NUM}", out)
+  assert m, out
+  ours, theirs, diff = (float(v) for v in m.groups())
+  assert 0 < ours <= 1 and abs(ours - theirs) <= 1e-5 and diff <= 1e-5, out
+  (rss,) = _figures(rf"peak host memory after the mirjax run: {NUM} MiB", out)
+  assert 100 <= rss <= 64 * 1024  # JAX alone takes over 100 MiB

@@ -58,14 +58,49 @@ def statistics(x, centroids, weights):
   return onehot.T @ x, onehot.sum(axis=0), jnp.sum(best * weights), best
 
 
-def lloyd_step(x, centroids, weights):
+def blocked_statistics(x, centroids, weights, block: int):
+  """`statistics` computed `block` rows at a time (a scan; n a multiple of block): each
+  block's similarities stay in cache and are never all held at once, and the members are
+  added to their centroid's sum by a scatter, not by a second (n x k) product."""
+  k, d = centroids.shape
+  iota = jnp.arange(k)[:, None]
+
+  def add_block(carry, rows):
+    sums, counts, total = carry
+    xb, wb = rows
+    # (k, block): reducing over centroids is then elementwise across the block's points,
+    # which vectorises well on a CPU (a third faster than (block, k) on 2 cores)
+    sims = centroids @ xb.T
+    best = jnp.max(sims, axis=0)
+    idx = jnp.min(jnp.where(sims >= best[None], iota, k), axis=0)  # the first largest (argmax is slower on CPU)
+    return (sums.at[idx].add(xb * wb[:, None]), counts.at[idx].add(wb), total + jnp.sum(best * wb)), best
+
+  start = (jnp.zeros((k, d), x.dtype), jnp.zeros(k, x.dtype), jnp.zeros((), x.dtype))
+  (sums, counts, total), best = jax.lax.scan(add_block, start, (x.reshape(-1, block, d), weights.reshape(-1, block)))
+  return sums, counts, total, best.reshape(-1)
+
+
+def sharded_statistics(mesh, block: int):
+  """`blocked_statistics` over the rows each device holds (x and weights split over the
+  mesh's data axis), the sums, counts and total then summed across devices; the best
+  cosines stay split like the rows."""
+  def per_device(x, centroids, weights):
+    sums, counts, total, best = blocked_statistics(x, centroids, weights, block)
+    return jax.lax.psum(sums, DATA), jax.lax.psum(counts, DATA), jax.lax.psum(total, DATA), best
+  # check_vma off: the scan's zero start is per-device data, which the checker cannot see
+  return jax.shard_map(per_device, mesh=mesh, in_specs=(P(DATA), P(), P(DATA)),
+                       out_specs=(P(), P(), P(), P(DATA)), check_vma=False)
+
+
+def lloyd_step(x, centroids, weights, stats=statistics):
   """One spherical Lloyd iteration: (new centroids, objective before it, empty clusters).
 
   c_j <- sum_{i in j} x_i / ||sum_{i in j} x_i||. A cluster left without points takes the
   point of lowest cosine to its centroid (the worst fitted first; padding never), so k
-  centroids stay distinct and the objective does not drop.
+  centroids stay distinct and the objective does not drop. `stats` computes the sums
+  (`statistics`, `blocked_statistics` or `sharded_statistics`).
   """
-  sums, counts, total, best = statistics(x, centroids, weights)
+  sums, counts, total, best = stats(x, centroids, weights)
   new = normalize(sums)
   empty = counts == 0
   k = centroids.shape[0]
@@ -107,30 +142,41 @@ def random_sample(key, x, weights, k: int):
 INITS = {"kmeans++": kmeans_plus_plus, "sample": random_sample}
 
 
-def _place(x, mesh):
-  """(x padded to a multiple of the mesh's devices, weights) as arrays split over `data`
-  (or plain device arrays without a mesh)."""
+BLOCK = 1024  # rows per block of the similarity computation: about 2 MB of similarities at k = 500
+
+
+def place(x, mesh):
+  """(x, weights, block): x padded with rows of weight 0 to whole blocks on every device,
+  as arrays split over the mesh's `data` axis (or plain device arrays without a mesh)."""
   x = np.asarray(x, np.float32)
   n = x.shape[0]
-  pad = 0 if mesh is None else -n % mesh.devices.size
+  devices = 1 if mesh is None else mesh.devices.size
+  block = min(BLOCK, -(-n // devices))
+  pad = -n % (devices * block)
   weights = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
   x = np.concatenate([x, np.zeros((pad, x.shape[1]), np.float32)])
   if mesh is None:
-    return jnp.asarray(x), jnp.asarray(weights)
+    return jnp.asarray(x), jnp.asarray(weights), block
   rows = NamedSharding(mesh, P(DATA))
-  return jax.device_put(x, rows), jax.device_put(weights, rows)
+  return jax.device_put(x, rows), jax.device_put(weights, rows), block
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(mesh, k: int, init: str):
-  """The jitted normalisation, initialisation and Lloyd step for a mesh (None: one device)."""
-  rows = None if mesh is None else NamedSharding(mesh, P(DATA))
-  rep = None if mesh is None else NamedSharding(mesh, P())
-  jit = lambda fn, ins, outs: jax.jit(fn, in_shardings=ins, out_shardings=outs) if mesh else jax.jit(fn)  # noqa: E731
-  norm = jit(normalize, (rows,), rows)
-  start = jit(functools.partial(INITS[init], k=k), (rep, rows, rows), rep) if init in INITS else None
-  step = jit(lloyd_step, (rows, rep, rows), (rep, rep, rep))
-  return norm, start, step
+def programs(mesh, k: int, init: str, block: int):
+  """The jitted normalisation, initialisation (None for given centroids), Lloyd step and
+  statistics for a mesh (None: one device) and rows placed by `place` in blocks of `block`."""
+  if mesh is None:
+    stats = functools.partial(blocked_statistics, block=block)
+    return (jax.jit(normalize), jax.jit(functools.partial(INITS[init], k=k)) if init in INITS else None,
+            jax.jit(functools.partial(lloyd_step, stats=stats)), jax.jit(stats))
+  rows, rep = NamedSharding(mesh, P(DATA)), NamedSharding(mesh, P())
+  stats = sharded_statistics(mesh, block)
+  norm = jax.jit(normalize, in_shardings=(rows,), out_shardings=rows)
+  start = (jax.jit(functools.partial(INITS[init], k=k), in_shardings=(rep, rows, rows), out_shardings=rep)
+           if init in INITS else None)
+  step = jax.jit(functools.partial(lloyd_step, stats=stats), in_shardings=(rows, rep, rows),
+                 out_shardings=(rep, rep, rep))
+  return norm, start, step, jax.jit(stats)
 
 
 def fit(x, k: int, *, key=None, iterations: int = 20, init="kmeans++", tol: float = 0.0, mesh=None,
@@ -158,8 +204,8 @@ def fit(x, k: int, *, key=None, iterations: int = 20, init="kmeans++", tol: floa
   given = not isinstance(init, str)
   if not given and init not in INITS:
     raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITS)} or pass (k, d) centroids")
-  norm, start, step = _compiled(mesh, int(k), "given" if given else init)
-  xs, weights = _place(x, mesh)
+  xs, weights, block = place(x, mesh)
+  norm, start, step, stats = programs(mesh, int(k), "given" if given else init, block)
   xs = norm(xs)
   if given:
     centroids = normalize(jnp.asarray(init, jnp.float32))
@@ -176,7 +222,7 @@ def fit(x, k: int, *, key=None, iterations: int = 20, init="kmeans++", tol: floa
       progress(i, history[-1])
     if i and tol > 0 and history[-1] - history[-2] < tol:
       break
-  _, counts, total, _ = jax.jit(statistics)(xs, centroids, weights)
+  _, counts, total, _ = stats(xs, centroids, weights)
   history.append(float(total) / n)
   return KMeansResult(np.asarray(centroids), np.asarray(history), np.asarray(counts).astype(np.int64), reseeded)
 
