@@ -88,9 +88,9 @@ def get_config(arg=None):
   # The experiment on the embedded default data (~1,100 clips of 4 s)
   c.data.crop_seconds = 4.0  # audio analysed per clip, seconds (from its start; zero-padded)
   c.train.batch_size = 32  # global batch of clips' feature vectors
-  c.train.num_steps = 1500
-  c.train.eval_every = 250
-  c.train.checkpoint_every = 500
+  c.train.num_steps = 600  # 21 epochs of the 896 training clips
+  c.train.eval_every = 100
+  c.train.checkpoint_every = 300
   c.train.select_by = "roc_auc"  # test the step of best validation ROC-AUC
   c.optim.learning_rate = 1e-3
   c.optim.warmup_steps = 50
