@@ -33,7 +33,12 @@ class Tagger:
   def __init__(self, workdir: str):
     import jax
     from mirjax import checkpoint, steps
+    from mirjax.errors import ConfigError
     system, self.state, meta = checkpoint.load_trained(workdir)
+    if meta.get("feature_dim"):
+      raise ConfigError(f"the model in {workdir} reads summary features (a feature dataset, e.g. a "
+                        "kmeans run's), not audio: score it with configs/eval.py; its kmeans "
+                        "run's features come from audio only through that job")
     self.model, self.step = system.model, int(self.state.step)
     self.sample_rate, self.window = meta["sample_rate"], system.crop
     self.labels = tuple(meta["tag_names"] or meta["class_names"])

@@ -77,6 +77,22 @@ def test_the_trained_workdir_is_scored_by_the_eval_job(run, tmp_path):
   assert out["metrics"]["test"]["roc_auc"] == pytest.approx(results["test/roc_auc"], abs=1e-5)
 
 
+def test_the_embed_job_exports_the_mlp_hidden_layer(run, tmp_path):
+  from mirjax.jobs import embed
+  _, workdir, _ = run
+  c = config_lib.from_file("embed")
+  c.trained, c.layer = workdir, "embedding"
+  embed.embed(c, str(tmp_path / "embed"))
+  with np.load(tmp_path / "embed" / "embeddings_test.npz") as z:
+    assert z["embeddings"].shape == (8, 32) and z["labels"].shape[0] == 8
+
+
+def test_tagging_audio_files_with_it_is_refused_clearly(run):
+  from mirjax.tag import Tagger
+  with pytest.raises(ConfigError, match="reads summary features"):
+    Tagger(run[1])
+
+
 def test_the_comparison_tabulates_every_variant(data_dir, tmp_path):
   c = _config("smoke,compare", data_dir)
   assert len(c.compare.variants) == 7 and "pca_laplacian_all" in c.compare.variants
