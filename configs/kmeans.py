@@ -50,7 +50,8 @@ def kmeans_config() -> ml_collections.ConfigDict:
   k.whitening_eps = 0.01  # regulariser, times the mean variance, added to every variance before whitening
   k.k = 200  # atoms (centroids) per dictionary; 0: no k-means (the whitened windows pooled)
   k.init = "kmeans++"  # "kmeans++" or "sample"
-  k.iterations = 30  # Lloyd iterations
+  k.iterations = 30  # Lloyd iterations (mini-batch: epochs)
+  k.minibatch_size = 0  # > 0: mini-batch k-means on batches of this many windows (Sculley 2010); 0: full Lloyd
   k.encoder = "relu"  # "relu" (rectified dot products), "triangle" (Coates & Ng) or "linear"
   k.poolings = ("mean", "max")  # summaries over time of each atom's activations
   k.batch_clips = 64  # clips per batch while making features; a multiple of the devices

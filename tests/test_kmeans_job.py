@@ -97,11 +97,13 @@ def test_the_comparison_tabulates_every_variant(data_dir, tmp_path):
   c = _config("smoke,compare", data_dir)
   assert len(c.compare.variants) == 7 and "pca_laplacian_all" in c.compare.variants
   c.compare.variants = ("gaussian_0", "pca_laplacian_all")
+  c.compare.overrides.gaussian_0.kmeans.minibatch_size = 64  # the mini-batch learner on the way
   c.train.num_steps = 2
   table = compare.compare(c, str(tmp_path / "cmp"))
   assert "| gaussian_0 |" in table and "| pca_laplacian_all |" in table
   res = json.load(open(tmp_path / "cmp" / "gaussian_0" / "seed0" / "results.json"))
   assert res["feature_dim"] == 2 * 2 * 8 and res["dataset"].endswith("gaussian/k8")  # level 0 only
+  assert all(0 < v <= 1 for v in res["kmeans_objective"].values())
   # no k-means: the whitened windows pooled, 16 and 32 dimensions (1 and 2 frames) per level
   res = json.load(open(tmp_path / "cmp" / "pca_laplacian_all" / "seed0" / "results.json"))
   assert res["feature_dim"] == 3 * 2 * (16 + 32)

@@ -67,6 +67,8 @@ def check(config):
   if k.k < 0 or not k.windows or min(k.windows) < 1:
     raise ConfigError(f"kmeans.k={k.k} must be >= 0 (0: no k-means) and kmeans.windows={tuple(k.windows)} "
                       "positive widths in frames")
+  if k.minibatch_size and k.minibatch_size < max(k.k, 1):
+    raise ConfigError(f"kmeans.minibatch_size={k.minibatch_size} must be at least k={k.k} (or 0: full batches)")
   if config.model.name != "mlp":
     raise ConfigError(f"the kmeans job trains model 'mlp' on its features, not {config.model.name!r}")
   if jax.process_count() > 1:
@@ -137,8 +139,15 @@ def learn(config, windows: dict, mesh) -> dict:
       out[key] = (w, None, float("nan"))
       continue
     z = np.asarray(whitening.whiten(w, W))
-    res = kmeans_lib.fit(z, k.k, key=jax.random.fold_in(jax.random.key(config.seed), i), iterations=k.iterations,
-                         init=k.init, mesh=mesh)
+    rng = jax.random.fold_in(jax.random.key(config.seed), i)
+    if k.minibatch_size:  # Sculley's mini-batch updates, `iterations` epochs of shuffled batches
+      order = np.random.default_rng([config.seed, i]).permutation
+      batches = (z[idx[s:s + k.minibatch_size]] for idx in (order(len(z)) for _ in range(k.iterations))
+                 for s in range(0, len(z) - k.minibatch_size + 1, k.minibatch_size))
+      res = kmeans_lib.minibatch_fit(batches, k.k, key=rng, init=k.init)
+      res = res._replace(objective=np.append(res.objective, float(kmeans_lib.objective(z, res.centroids))))
+    else:
+      res = kmeans_lib.fit(z, k.k, key=rng, iterations=k.iterations, init=k.init, mesh=mesh)
     out[key] = (w, res.centroids, float(res.objective[-1]))
   return out
 
