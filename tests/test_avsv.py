@@ -41,6 +41,9 @@ def _loss_cfg(**kw):
 def _system(variant="multiview"):
   cfg = speaker.speaker_config(variant)
   cfg.face.size, cfg.face.n_frames = 32, 2
+  # two stages per encoder, as configs/avsv.py:smoke: a third less to compile than four
+  cfg.audio.widths, cfg.audio.blocks = (8, 16), (1, 1)
+  cfg.face.widths, cfg.face.blocks = (8, 16), (1, 1)
   task = Verification([f"spk{i}" for i in range(N_CLASSES)], tuple(cfg.branches), _loss_cfg())
   model = models.build(cfg, N_CLASSES, task.branches)
   tx = optim.build(optim_config(), task.branches, total_steps=10)
@@ -56,11 +59,13 @@ def test_the_train_step_trains_with_the_margin_of_its_step():
   state = system.make_state(jax.random.key(0))
   batch = _batch(4, cfg)
   variables = {"params": state.params, **state.model_state}
-  cos = system.model.apply(variables, batch, train=True, mutable=["batch_stats"],
-                           rngs={"dropout": jax.random.key(1)})[0]
+  # jitted: run eagerly, op by op, each call takes longer than compiling it once
+  cos = jax.jit(lambda v, b: system.model.apply(v, b, train=True, mutable=["batch_stats"],
+                                                rngs={"dropout": jax.random.key(1)})[0])(variables, batch)
+  train_step = jax.jit(functools.partial(steps.train_step, model=system.model, task=system.task,
+                                         tx=system.tx))  # the step is traced, as in training
   for step, m in ((0, 0.0), (3, 0.15), (10, 0.3)):
-    _, got = steps.train_step(state.replace(step=np.int32(step)), batch, model=system.model,
-                              task=system.task, tx=system.tx)
+    _, got = train_step(state.replace(step=np.int32(step)), batch)
     for b in ("audio", "visual"):
       want = margin.margin_loss("aam", cos[b], batch["label"], m, 16.0).mean()
       np.testing.assert_allclose(got[f"loss/{b}"], want, rtol=2e-5, err_msg=f"step {step} {b}")

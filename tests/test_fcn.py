@@ -18,7 +18,8 @@ def test_fully_convolutional_backends_run_expose_their_blocks_and_train(make, bl
   variables = jax.jit(model.init)(jax.random.key(0), {"audio": audio})
   logits = jax.jit(model.apply)(variables, {"audio": audio})["tagging"]
   assert logits.shape == (4, 5) and np.isfinite(np.asarray(logits)).all()
-  layers = embed.layer_outputs(model, variables, {"audio": audio})
+  # jitted: run eagerly, op by op, the capture takes longer than compiling it
+  layers = jax.jit(lambda v, x: embed.layer_outputs(model, v, x))(variables, {"audio": audio})
   assert [f"backend/block{i}" for i in range(blocks)] == sorted(
       (k for k in layers if k.startswith("backend/block")), key=lambda k: int(k[13:]))
   assert layers["backend/embedding"].shape == (4, cfg.backend.channels[-1])

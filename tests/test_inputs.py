@@ -20,6 +20,9 @@ N_CLASSES, SAMPLES = 5, 3200
 def _av_system(variant="multiview"):
   cfg = speaker.speaker_config(variant)
   cfg.face.size, cfg.face.n_frames = 32, 2
+  # two stages per encoder (a strided one included): a third less to compile than four
+  cfg.audio.widths, cfg.audio.blocks = (8, 16), (1, 1)
+  cfg.face.widths, cfg.face.blocks = (8, 16), (1, 1)
   task = Classification([f"spk{i}" for i in range(N_CLASSES)], branches=tuple(cfg.branches))
   model = models.build(cfg, N_CLASSES, task.branches)
   tx = optim.build(optim_config(), task.branches, total_steps=10)
@@ -64,10 +67,13 @@ def test_the_eval_step_scores_every_chunk_of_every_input():
   system, cfg = _av_system("fusion")
   state = system.make_state(jax.random.key(0))
   batch = _batch(4, cfg, chunks=2, seed=1)
-  got = steps.eval_step(state, batch, model=system.model, task=system.task)
+  # jitted: run eagerly, op by op, each call takes longer than compiling it once
+  eval_step = jax.jit(functools.partial(steps.eval_step, model=system.model, task=system.task))
+  apply = jax.jit(system.model.apply)
+  got = eval_step(state, batch)
   variables = {"params": state.params, **state.model_state}
   for k in range(2):
-    one = system.model.apply(variables, {"audio": batch["audio"][:, k], "frames": batch["frames"][:, k]})
+    one = apply(variables, {"audio": batch["audio"][:, k], "frames": batch["frames"][:, k]})
     if k == 0:
       want = jax.nn.softmax(one["joint"]) / 2
     else:
@@ -75,16 +81,17 @@ def test_the_eval_step_scores_every_chunk_of_every_input():
   np.testing.assert_allclose(got["joint"], want, rtol=1e-5, atol=1e-6)
   # the frames matter: other frames, other scores
   other = dict(batch, frames=batch["frames"][::-1])
-  assert not np.allclose(steps.eval_step(state, other, model=system.model, task=system.task)["joint"], got["joint"])
+  assert not np.allclose(eval_step(state, other)["joint"], got["joint"])
 
 
 def test_audio_models_take_the_dict_or_the_array():
   c = models.default_config("logmel")
   model = models.build(c, 3)
   audio = jnp.asarray(np.random.default_rng(0).standard_normal((2, 16000)), jnp.float32)
-  variables = model.init(jax.random.key(0), {"audio": audio})
-  np.testing.assert_array_equal(model.apply(variables, {"audio": audio, "frames": jnp.zeros(1)})["tagging"],
-                                model.apply(variables, audio)["tagging"])
+  variables = jax.jit(model.init)(jax.random.key(0), {"audio": audio})
+  apply = jax.jit(model.apply)  # compiled once per input structure: faster than op by op
+  np.testing.assert_array_equal(apply(variables, {"audio": audio, "frames": jnp.zeros(1)})["tagging"],
+                                apply(variables, audio)["tagging"])
 
 
 def test_the_pipeline_carries_face_frames_beside_the_audio():

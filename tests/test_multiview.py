@@ -46,8 +46,9 @@ def test_variants_build_the_right_branches(variant, branches):
     c.model.views = ("logmel", "rawconv")
   system = build_system(c, _Info)
   assert system.task.branches == branches
-  out = system.model.apply({"params": system.make_state(jax.random.key(0)).params,
-                            **system.make_state(jax.random.key(0)).model_state}, jnp.zeros((2, 8000)))
+  state = system.make_state(jax.random.key(0))
+  # jitted: run eagerly, op by op, the forward pass takes longer than compiling it
+  out = jax.jit(system.model.apply)({"params": state.params, **state.model_state}, jnp.zeros((2, 8000)))
   assert set(out) == set(branches) and all(v.shape == (2, 3) for v in out.values())
   want_pred = ("joint",) if "joint" in branches else branches
   assert system.task.predict_from == want_pred

@@ -50,7 +50,9 @@ def test_encoders_give_frame_sequences_at_their_stride(encoder):
   c = _config(f"smoke,{encoder}")
   system = build_system(c, INFO)
   state = system.make_state(jax.random.key(0))
-  out = system.model.apply({"params": state.params, **state.model_state}, jnp.asarray(_audio(2, 2.0)))
+  # jitted: run eagerly, op by op, the forward pass takes longer than compiling it
+  out = jax.jit(system.model.apply)({"params": state.params, **state.model_state},
+                                    jnp.asarray(_audio(2, 2.0)))
   stride = models.encoder_stride(c.model)
   for w, dim in zip(system.task.branches, system.task.dims):
     assert out[w].shape[0] == 2 and out[w].shape[2] == dim
@@ -156,22 +158,35 @@ def _encoder(workdir, step):
   return tree["params"]["encoder"]
 
 
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory, pretrained, data_dir):
+  """(workdir, pre-training copy) of a frozen-encoder probe of a copy of `pretrained`, which
+  the self-contained test removes: one probe run serves the tests below."""
+  root = tmp_path_factory.mktemp("ssl_probe")
+  moved, probe = root / "pretrain", root / "probe"
+  shutil.copytree(pretrained, moved)
+  _main(probe, data_dir, "smoke,pase,probe,drums", f"--config.model.pretrained={moved}")
+  return probe, moved
+
+
 @pytest.mark.parametrize("stage", ["probe", "finetune"])
-def test_probe_keeps_and_finetuning_moves_the_pretrained_encoder(stage, pretrained, data_dir, tmp_path):
-  _main(tmp_path, data_dir, f"smoke,pase,{stage},drums", f"--config.model.pretrained={pretrained}")
-  before, after = _encoder(pretrained, 12), _encoder(tmp_path, 12)
+def test_probe_keeps_and_finetuning_moves_the_pretrained_encoder(stage, pretrained, data_dir, tmp_path,
+                                                                 request):
+  if stage == "probe":  # the module's probe, of a copy of `pretrained` (the same weights)
+    workdir = request.getfixturevalue("probed")[0]
+  else:
+    workdir = tmp_path
+    _main(workdir, data_dir, f"smoke,pase,{stage},drums", f"--config.model.pretrained={pretrained}")
+  before, after = _encoder(pretrained, 12), _encoder(workdir, 12)
   same = [np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))]
   assert all(same) if stage == "probe" else not all(same)
-  assert "test/accuracy" in json.load(open(tmp_path / "results.json"))
+  assert "test/accuracy" in json.load(open(workdir / "results.json"))
 
 
-def test_a_probe_checkpoint_is_self_contained(pretrained, data_dir, tmp_path):
+def test_a_probe_checkpoint_is_self_contained(pretrained, probed, data_dir):
   """A probe loads, and its workdir runs again, after the pre-training folder is gone."""
   from mirjax import checkpoint
-  moved = tmp_path / "pretrain"
-  shutil.copytree(pretrained, moved)
-  probe = tmp_path / "probe"
-  _main(probe, data_dir, "smoke,pase,probe,drums", f"--config.model.pretrained={moved}")
+  probe, moved = probed
   results = json.load(open(probe / "results.json"))
   shutil.rmtree(moved)
   run = checkpoint.load_trained_run(str(probe))
@@ -183,13 +198,11 @@ def test_a_probe_checkpoint_is_self_contained(pretrained, data_dir, tmp_path):
   assert again["test/accuracy"] == results["test/accuracy"] and again["steps"] == 12
 
 
-def test_probe_refuses_a_run_that_is_not_a_pretraining(data_dir, tmp_path):
+def test_probe_refuses_a_run_that_is_not_a_pretraining(probed, data_dir, tmp_path):
+  # the module's probe run: a trained run whose model is not a pre-training's (no workers)
   env = dict(os.environ, MIRJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu")
-  first = tmp_path / "tagger"
-  subprocess.run([sys.executable, "-m", "mirjax.main", "--config=configs/melcnn.py:smoke",
-                  f"--workdir={first}"], cwd=ROOT, env=env, check=True, capture_output=True)
   p = subprocess.run([sys.executable, "-m", "mirjax.main", "--config=configs/ssl.py:smoke,probe",
-                      f"--config.model.pretrained={first}", f"--workdir={tmp_path / 'probe'}"],
+                      f"--config.model.pretrained={probed[0]}", f"--workdir={tmp_path / 'probe'}"],
                      cwd=ROOT, env=env, capture_output=True, text=True)
   assert p.returncode != 0 and "not a self-supervised pre-training run" in p.stderr
 
