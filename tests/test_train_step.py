@@ -117,7 +117,8 @@ def test_branch_gradients_are_combined_by_the_optimizer():
   """With one branch, vmap-of-vjp + the 'sum' combiner equals jax.grad of the loss."""
   _, model, task, tx = _setup("logmel")
   step = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx))
-  state = init_state(jax.random.PRNGKey(1), model=model, tx=tx, example_inputs={"audio": jnp.zeros((1, 4000))})
+  make = functools.partial(init_state, model=model, tx=tx, example_inputs={"audio": jnp.zeros((1, 4000))})
+  state = jax.jit(make)(jax.random.PRNGKey(1))  # compiled: faster than op by op
   state, _ = step(state, _batch(8, seed=1))  # the warm-up starts at learning rate 0: step past it
   batch = _batch(8)
   rng = jax.random.fold_in(state.rng, state.step)
@@ -137,8 +138,11 @@ def test_branch_gradients_are_combined_by_the_optimizer():
   got = jax.tree.map(lambda a, b: a - b, new_state.params, state.params)
   want = jax.tree.map(lambda a, b: a - b, optax.apply_updates(state.params, expected), state.params)
   assert float(optax.tree.norm(want)) > 0  # the step moved the parameters
-  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  # the step is compared after it is added to the parameters, so two compiled programs may differ
+  # by a few float32 ulps of the parameter (~1e-7 here), far below the update itself (~5e-4)
+  for a, b, p in zip(jax.tree.leaves(got), jax.tree.leaves(want), jax.tree.leaves(state.params)):
+    ulp = float(np.finfo(np.float32).eps * max(jnp.max(jnp.abs(p)), jnp.max(jnp.abs(b))))
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=4 * ulp)
   # the reported loss is the loss of the parameters the step started from, on this batch
   want = float(jax.jit(loss)(state.params))
   for key in ("loss", "loss/tagging"):
