@@ -148,3 +148,18 @@ def test_kmeans_bench_figures_are_consistent_and_match_sklearn():
   assert 0 < ours <= 1 and abs(ours - theirs) <= 1e-5 and diff <= 1e-5, out
   (rss,) = _figures(rf"peak host memory after the mirjax run: {NUM} MiB", out)
   assert 100 <= rss <= 64 * 1024  # JAX alone takes over 100 MiB
+
+
+def test_wmf_bench_figures_are_consistent_and_reach_implicits_objective():
+  pytest.importorskip("implicit")
+  out = _run("mirjax.bench.wmf")
+  lines = [l for l in out.splitlines() if re.match(r"\s+k =", l)]
+  assert {l.split()[3] for l in lines} == {"cg", "cholesky"}, out
+  for line in lines:
+    ours, theirs, ratio, obj_ours, obj_theirs = _figures(
+        rf"mirjax\s+{NUM} s\s+implicit\s+{NUM} s\s+ratio\s+{NUM}x\s+objective {NUM} mirjax, {NUM} implicit", line)
+    # the ratio is implicit's seconds over mirjax's
+    assert _agrees(ratio, 2, theirs / ours, (theirs, 3), (ours, 3)), line
+    # one sweep from the same start: exact solves agree, CG is no worse than implicit's CG
+    assert obj_ours <= obj_theirs * (1 + 1e-4), line
+  assert re.search(r"8 devices; peak host memory \d+ MiB", out), out
