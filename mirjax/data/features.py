@@ -1,7 +1,7 @@
 """Feature datasets: summary vectors a job wrote to a folder (mirjax/jobs/kmeans.py writes
 WORKDIR/features/), opened like any dataset (`--config.data.name=features
 --config.data.manual_dir=WORKDIR/features`). An example is {"features": float32 (D,),
-"tags": uint8 (n_tags,)} (or "label": int32), so the train job fits a model that reads
+"tags": uint8 (n_tags,)} (or "label": int32, or "factors": float32 (F,) to regress), so the train job fits a model that reads
 `inputs["features"]` (models "mlp") on them.
 
 The folder holds
@@ -72,5 +72,6 @@ def load_features(folder: str, standardize: bool = True):
               sample_rate=int(meta["sample_rate"]),
               num_examples={s: len(a["features"]) for s, a in sources.items()},
               tag_names=tuple(meta.get("tag_names", ())), class_names=tuple(meta.get("class_names", ())),
-              feature_dim=int(meta["dim"]))
+              feature_dim=int(meta["dim"]),
+              target_dim=int(sources["train"]["factors"].shape[1]) if "factors" in sources["train"] else 0)
   return {s: ArraySource(a) for s, a in sources.items()}, info

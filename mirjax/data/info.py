@@ -21,6 +21,7 @@ class Info:
     untagged_files: files the annotations give no tag (examples negative for every tag).
     files: a folder dataset's files in tags.csv order (an example's `file_index`).
     feature_dim: a feature dataset's width D (its examples' `features`), else 0.
+    target_dim: a regression dataset's target width (its examples' `factors`), else 0.
   """
   name: str
   sample_rate: int
@@ -35,6 +36,7 @@ class Info:
   untagged_files: tuple = ()
   files: tuple = ()
   feature_dim: int = 0
+  target_dim: int = 0
 
   @classmethod
   def from_meta(cls, meta: dict) -> "Info":
@@ -42,10 +44,11 @@ class Info:
     return cls(name=meta["dataset"], sample_rate=int(meta["sample_rate"]),
                tag_names=tuple(meta.get("tag_names", ())),
                class_names=tuple(meta.get("class_names", ())),
-               feature_dim=int(meta.get("feature_dim", 0)))
+               feature_dim=int(meta.get("feature_dim", 0)),
+               target_dim=int(meta.get("target_dim", 0)))
 
   def to_meta(self, task) -> dict:
     """What a checkpoint keeps about the data, so the model can be used without it."""
     return {"dataset": self.name, "sample_rate": int(self.sample_rate), "task": type(task).__name__,
             "tag_names": list(self.tag_names), "class_names": list(self.class_names),
-            "feature_dim": int(self.feature_dim)}
+            "feature_dim": int(self.feature_dim), "target_dim": int(self.target_dim)}

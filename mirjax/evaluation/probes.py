@@ -4,8 +4,9 @@ weight decay chosen on a validation split (the transfer job, mirjax/jobs/transfe
 A probe reads features standardised with the training split's mean and standard deviation
 and is fitted full-batch with Adam for a fixed number of steps, once per weight decay of
 `l2_grid` (all at once, vmapped); the one with the best validation metric is kept. Tasks:
-"classification" (softmax cross-entropy; metric accuracy) or "tagging" (sigmoid binary
-cross-entropy per tag; metric macro ROC-AUC over the tags with both classes in the split).
+"classification" (softmax cross-entropy; metric accuracy), "tagging" (sigmoid binary
+cross-entropy per tag; metric macro ROC-AUC over the tags with both classes in the split) or
+"regression" (mean squared error; metric R^2, mirjax/tasks/regression.py).
 """
 import functools
 import warnings
@@ -19,7 +20,7 @@ import optax
 from mirjax.evaluation import metrics
 
 KINDS = ("linear", "mlp")
-TASKS = ("classification", "tagging")
+TASKS = ("classification", "tagging", "regression")
 
 
 class ProbeResult(NamedTuple):
@@ -49,6 +50,8 @@ def _loss(params, x, y, l2, task):
   logits = _apply(params, x)
   if task == "classification":
     data = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+  elif task == "regression":
+    data = jnp.mean((logits - y) ** 2)
   else:
     data = optax.sigmoid_binary_cross_entropy(logits, y).mean()
   decay = sum(jnp.sum(v ** 2) for k, v in params.items() if k.startswith("w"))
@@ -76,19 +79,25 @@ def _fit(key, x, y, l2s, *, n_out, kind, hidden, task, steps, lr):
 
 
 def score(task: str, y, logits) -> float:
-  """The probe's metric: accuracy (classification) or macro ROC-AUC (tagging)."""
+  """The probe's metric: accuracy (classification), macro ROC-AUC (tagging) or R^2
+  (regression); higher is better."""
   if task == "classification":
     return metrics.accuracy(y, logits)
+  if task == "regression":
+    from mirjax.tasks.regression import r2  # pylint: disable=import-outside-toplevel
+    return r2(y, logits)
   with warnings.catch_warnings():  # a tag with one class in the split is left out of the mean
     warnings.simplefilter("ignore", metrics.UndefinedMetricWarning)
     return metrics.macro_roc_auc(y, logits)
 
 
-def fit_probe(train, valid, test, *, task: str, n_out: int, kind: str = "linear",
-              l2_grid=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1), steps: int = 500, lr: float = 1e-2,
-              hidden: int = 128, seed: int = 0) -> ProbeResult:
-  """Fit a probe on `train` = (features (n, d), labels), choose its weight decay on `valid`
-  and score it on `test`. Labels: (n,) class indices or (n, n_out) 0/1 tags."""
+def fit_selected(train, valid, *, task: str, n_out: int, kind: str = "linear",
+                 l2_grid=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1), steps: int = 500, lr: float = 1e-2,
+                 hidden: int = 128, seed: int = 0):
+  """A probe fitted on `train` = (features (n, d), targets) for every weight decay of
+  `l2_grid`, the one of best `valid` metric kept: (predict(features) -> outputs, its weight
+  decay, the validation metric of every weight decay). Targets: (n,) class indices, (n,
+  n_out) 0/1 tags or (n, n_out) real values (regression)."""
   if kind not in KINDS:
     raise ValueError(f"probe kind must be one of {KINDS}, got {kind!r}")
   if task not in TASKS:
@@ -102,6 +111,16 @@ def fit_probe(train, valid, test, *, task: str, n_out: int, kind: str = "linear"
   valid_logits = np.asarray(jax.vmap(_apply, (0, None))(params, prep(valid[0])))
   by_l2 = [score(task, valid[1], v) for v in valid_logits]
   best = int(np.nanargmax(by_l2))
-  test_logits = np.asarray(_apply(jax.tree.map(lambda p: p[best], params), prep(test[0])))
-  return ProbeResult(float(by_l2[best]), float(score(task, test[1], test_logits)), float(l2_grid[best]),
-                     tuple(float(v) for v in by_l2))
+  chosen = jax.tree.map(lambda p: p[best], params)
+  return (lambda x: np.asarray(_apply(chosen, prep(x)))), float(l2_grid[best]), tuple(float(v) for v in by_l2)
+
+
+def fit_probe(train, valid, test, *, task: str, n_out: int, kind: str = "linear",
+              l2_grid=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1), steps: int = 500, lr: float = 1e-2,
+              hidden: int = 128, seed: int = 0) -> ProbeResult:
+  """Fit a probe on `train` = (features (n, d), labels), choose its weight decay on `valid`
+  and score it on `test` (`fit_selected`)."""
+  predict, l2, by_l2 = fit_selected(train, valid, task=task, n_out=n_out, kind=kind, l2_grid=l2_grid,
+                                    steps=steps, lr=lr, hidden=hidden, seed=seed)
+  return ProbeResult(float(max(v for v in by_l2 if not np.isnan(v))), float(score(task, test[1], predict(test[0]))),
+                     l2, by_l2)

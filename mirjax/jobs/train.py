@@ -146,9 +146,9 @@ def blend_start(config) -> int:
 
 def lower_is_better(metric: str) -> bool:
   """Whether validation metric `metric` is minimised: a loss ("loss", "loss/<worker>": what
-  label-free runs report), an EER or a minDCF; every other one (ROC-AUC, accuracy) is maximised."""
+  label-free runs report), an EER, a minDCF or a mean squared error; every other one (ROC-AUC, accuracy) is maximised."""
   parts = metric.split("/")
-  return any(p.endswith("loss") for p in parts) or parts[-1] in ("eer", "min_dcf")
+  return any(p.endswith("loss") for p in parts) or parts[-1] in ("eer", "min_dcf", "mse")
 
 
 def improves(metric: str, value: float, best) -> bool:

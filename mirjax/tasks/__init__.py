@@ -5,11 +5,12 @@ and `evaluate(labels, scores)` (host metrics). A task with `verifies` scores tri
 of labels (`Verification.score`, `evaluate_scores`)."""
 from mirjax.tasks.classification import Classification
 from mirjax.tasks.reconstruction import WORKERS, Reconstruction
+from mirjax.tasks.regression import Regression
 from mirjax.tasks.tagging import Tagging
 from mirjax.tasks.verification import Verification
 from mirjax.errors import ConfigError
 
-TASKS = ("tagging", "classification", "reconstruction", "verification")
+TASKS = ("tagging", "classification", "regression", "reconstruction", "verification")
 
 
 def build(cfg, info, branches=None, stride=None, loss=None):
@@ -37,4 +38,9 @@ def build(cfg, info, branches=None, stride=None, loss=None):
                        "this one has tags: use --config.task.name=tagging")
     return Classification(info.class_names, branches=branches,
                           predict_from=tuple(cfg.get("predict_from", ())))
+  if cfg.name == "regression":
+    if not getattr(info, "target_dim", 0):
+      raise ConfigError("task.name='regression' needs a dataset with real-valued targets "
+                        "('factors', e.g. the feature folder a recommend run writes)")
+    return Regression(info.target_dim, branches=branches, predict_from=tuple(cfg.get("predict_from", ())))
   raise ConfigError(f"unknown task.name {cfg.name!r}; mirjax has {list(TASKS)}")
