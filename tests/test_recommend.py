@@ -1,0 +1,77 @@
+"""The recommendation job (configs/recommend.py, mirjax/jobs/recommend.py) on the smoke data:
+simulated listeners written as Taste Profile triplets, WMF, content regressors, the cold-start
+ranking scored against the upper bound and chance, and settings that cannot work."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mirjax import config as config_lib
+from mirjax.data import listening
+from mirjax.errors import ConfigError
+from mirjax.jobs import recommend
+
+
+def _config(arg, data_dir):
+  c = config_lib.from_file("recommend", arg)
+  c.data.data_dir = data_dir
+  return c
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data_dir):
+  workdir = str(tmp_path_factory.mktemp("recommend"))
+  c = _config("smoke", data_dir)
+  return c, workdir, recommend.run(c, workdir)
+
+
+def test_results_hold_every_method_on_the_cold_songs(run):
+  c, workdir, results = run
+  with open(os.path.join(workdir, "results.json")) as f:
+    saved = json.load(f)
+  assert set(saved["methods"]) == set(c.recommend.methods)
+  assert saved["method"] in recommend.CONTENT
+  assert saved["map@500"] == saved["methods"][saved["method"]]["map@500"]
+  assert saved["auc"] == saved["methods"][saved["method"]]["auc"]
+  listen = saved["listening"]
+  assert listen["simulated"] and listen["test_users"] > 10 and listen["cold_songs"] > 10
+  for name, m in saved["methods"].items():
+    assert 0.0 <= m["map@500"] <= 1.0 and 0.0 <= m["auc"] <= 1.0, name
+    assert m["users"] == m["n_users"] == listen["test_users"], name  # every test user played a cold song
+  # factors learned from the cold songs' own plays rank them far better than chance
+  assert saved["methods"]["wmf_upper_bound"]["auc"] > saved["methods"]["random"]["auc"] + 0.1
+  assert abs(saved["methods"]["random"]["auc"] - 0.5) < 0.1
+  # WMF's objective fell every sweep
+  assert np.all(np.diff(saved["wmf_objective"]) < 0)
+
+
+def test_the_listening_data_is_written_as_taste_profile_triplets(run, data_dir):
+  c, workdir, results = run
+  plays = listening.read_taste_profile(os.path.join(workdir, "listening", "plays.tsv"))
+  songs = listening.embedded_song_attributes(c.data.config, data_dir=data_dir)
+  again = listening.simulate(songs.values, c.recommend.n_users, seed=c.recommend.listening_seed,
+                             song_ids=songs.song_ids)
+  assert plays.n_plays == again.n_plays == results["listening"]["plays"]
+  written = {(plays.user_ids[u], plays.song_ids[s], n) for u, s, n in zip(plays.users, plays.songs, plays.counts)}
+  simulated = {(again.user_ids[u], again.song_ids[s], n) for u, s, n in zip(again.users, again.songs, again.counts)}
+  assert written == simulated
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("recommend.solver", "lu", "recommend.solver"),
+    ("recommend.methods", ("popularity",), "content method"),
+    ("data.name", "mtat", "embedded"),
+])
+def test_settings_that_cannot_work_say_so(field, value, match, data_dir):
+  c = _config("smoke", data_dir)
+  section, key = field.split(".")
+  c[section][key] = value
+  with pytest.raises(ConfigError, match=match):
+    recommend.check(c)
+
+
+def test_config_words():
+  assert config_lib.from_file("recommend", "cholesky,log").recommend.solver == "cholesky"
+  with pytest.raises(ConfigError, match="unknown"):
+    config_lib.from_file("recommend", "smok")
