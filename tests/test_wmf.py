@@ -111,15 +111,6 @@ def test_sharded_als_equals_one_device():
   np.testing.assert_allclose(eight.objective, one.objective, rtol=1e-5)
 
 
-def test_cholesky_substitution_solves_the_system():
-  rng = np.random.default_rng(8)
-  M = rng.normal(size=(3, 5, 12, 12))
-  A = M @ np.swapaxes(M, -1, -2) + 12 * np.eye(12)
-  b = rng.normal(size=(3, 5, 12))
-  x = wmf.cho_substitute(np.linalg.cholesky(A).astype(np.float32), b.astype(np.float32))
-  np.testing.assert_allclose(x, np.linalg.solve(A, b[..., None])[..., 0], rtol=1e-4, atol=1e-5)
-
-
 def test_exact_als_at_64_factors_finishes_on_8_devices():
   """Batched LAPACK solves running on several host devices at once used to wait on each
   other for ever (at 64 factors, blocks of 256 rows); run where a hang cannot stop the suite."""

@@ -122,44 +122,21 @@ def _gram(Y, reg):
   return Y.T @ Y + reg * jnp.eye(Y.shape[1], dtype=Y.dtype)
 
 
-def cho_substitute(L, b):
-  """x with L L^T x = b for lower-triangular L (..., k, k) and b (..., k): forward then
-  back substitution, k steps each, vectorised over the leading axes."""
-  k = L.shape[-1]
-
-  def forward(i, y):  # y_i = (b_i - L[i, :i] . y[:i]) / L_ii; entries past i are still 0
-    row = jax.lax.dynamic_index_in_dim(L, i, -2, keepdims=False)
-    b_i = jax.lax.dynamic_index_in_dim(b, i, -1, keepdims=False)
-    y_i = (b_i - jnp.sum(row * y, -1)) / jax.lax.dynamic_index_in_dim(row, i, -1, keepdims=False)
-    return jax.lax.dynamic_update_index_in_dim(y, y_i, i, -1)
-
-  def backward(j, x):  # x_i = (y_i - L[i+1:, i] . x[i+1:]) / L_ii, i = k-1 down to 0
-    i = k - 1 - j
-    col = jax.lax.dynamic_index_in_dim(L, i, -1, keepdims=False)
-    y_i = jax.lax.dynamic_index_in_dim(y, i, -1, keepdims=False)
-    x_i = (y_i - jnp.sum(col * x, -1)) / jax.lax.dynamic_index_in_dim(col, i, -1, keepdims=False)
-    return jax.lax.dynamic_update_index_in_dim(x, x_i, i, -1)
-
-  y = jax.lax.fori_loop(0, k, forward, jnp.zeros_like(b))
-  return jax.lax.fori_loop(0, k, backward, jnp.zeros_like(b))
-
-
 def solve_block(X, Y, G, rows, cols, conf, solver: str, cg_steps: int, one_device: bool = True):
   """New factors (B, k) of one block's rows: exact (Hu et al., eq. 4) or `cg_steps` steps
   of conjugate gradients from their current factors X[rows]. G = Y^T Y + reg I.
 
   one_device=False (the block runs beside other CPU devices of a mesh): jaxlib's batched
   LAPACK kernels split a batch over the host's shared thread pool and wait for it, so two
-  devices doing so at once can wait on each other forever; the Cholesky factors are then
-  taken one row at a time and the triangular solves done here, free of that pool."""
+  devices doing so at once can wait on each other forever; each row is then factorised and
+  solved on its own (a batch of one runs in the calling thread)."""
   Yg = Y[cols]  # (B, W, k) the factors of each row's items
   extra = jnp.where(conf > 0, conf - 1.0, 0.0)  # c - 1 on observed entries, 0 on padding
   b = jnp.einsum("bwk,bw->bk", Yg, conf)  # Y^T C^u p(u): p = 1 exactly where c was given
   if solver == "cholesky":
     A = G + jnp.einsum("bwk,bwl->bkl", Yg * extra[..., None], Yg)
-    if one_device:
-      return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), b[..., None])[..., 0]
-    return cho_substitute(jax.lax.map(jnp.linalg.cholesky, A), b)
+    solve = lambda A, b: jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), b[..., None])[..., 0]  # noqa: E731
+    return solve(A, b) if one_device else jax.lax.map(lambda Ab: solve(*Ab), (A, b))
 
   def matvec(p):  # (Y^T C^u Y + reg I) p without forming it
     return p @ G + jnp.einsum("bwk,bw->bk", Yg, extra * jnp.einsum("bwk,bk->bw", Yg, p))
