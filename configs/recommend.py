@@ -25,7 +25,7 @@ def recommend_config() -> ml_collections.ConfigDict:
   """The listeners, the factorisation, the content features and the regressors."""
   r = ml_collections.ConfigDict()
   r.n_users = 5000  # simulated listeners
-  r.listening_seed = 0  # the listeners and the choice of test users
+  r.seeds = (0, 1, 2)  # each draws its listeners, test users, WMF start and regressor fits
   r.test_user_fraction = 0.2  # users held out: their plays of cold songs are the ground truth
   r.factors = 32  # WMF latent factors
   r.reg = 1.0  # WMF l2 weight (Hu et al.'s lambda)
@@ -63,6 +63,7 @@ def get_config(arg=None):
     base.smoke(c)
     c.data.crop_seconds = 3.0
     r = c.recommend
+    r.seeds = (0,)
     r.n_users, r.factors, r.sweeps, r.n_mels, r.batch_clips = 300, 8, 4, 16, 16
     r.l2_grid, r.probe_steps, r.probe_hidden = (1e-4, 1e-2), 100, 32
   if "cholesky" in flags:

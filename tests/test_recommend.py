@@ -31,28 +31,44 @@ def test_results_hold_every_method_on_the_cold_songs(run):
   with open(os.path.join(workdir, "results.json")) as f:
     saved = json.load(f)
   assert set(saved["methods"]) == set(c.recommend.methods)
-  assert saved["method"] in recommend.CONTENT
+  assert saved["method"] in recommend.CONTENT and saved["simulated_listeners"]
   assert saved["map@500"] == saved["methods"][saved["method"]]["map@500"]
   assert saved["auc"] == saved["methods"][saved["method"]]["auc"]
-  listen = saved["listening"]
+  (seed,) = saved["seeds"].values()
+  listen = seed["listening"]
   assert listen["simulated"] and listen["test_users"] > 10 and listen["cold_songs"] > 10
-  for name, m in saved["methods"].items():
+  for name, m in seed["methods"].items():
     assert 0.0 <= m["map@500"] <= 1.0 and 0.0 <= m["auc"] <= 1.0, name
     assert m["users"] == m["n_users"] == listen["test_users"], name  # every test user played a cold song
+    assert saved["methods"][name]["map@500"] == m["map@500"] and saved["methods"][name]["map@500_std"] == 0
   # factors learned from the cold songs' own plays rank them far better than chance
-  assert saved["methods"]["wmf_upper_bound"]["auc"] > saved["methods"]["random"]["auc"] + 0.1
-  assert abs(saved["methods"]["random"]["auc"] - 0.5) < 0.1
-  # WMF's objective fell every sweep
-  assert np.all(np.diff(saved["wmf_objective"]) < 0)
+  assert seed["methods"]["wmf_upper_bound"]["auc"] > seed["methods"]["random"]["auc"] + 0.1
+  assert abs(seed["methods"]["random"]["auc"] - 0.5) < 0.1
+  assert np.all(np.diff(seed["wmf_objective"]) < 0)  # WMF's objective fell every sweep
+  with open(os.path.join(workdir, "recommendation.md")) as f:
+    assert f.read().count("\n") == 2 + len(c.recommend.methods)
+
+
+def test_a_rerun_reuses_finished_seeds_and_adds_new_ones(run, data_dir, monkeypatch):
+  c, workdir, results = run
+  calls = []
+  real = recommend.one_seed
+  monkeypatch.setattr(recommend, "one_seed", lambda config, seed, *a: calls.append(seed) or real(config, seed, *a))
+  again = recommend.run(c, workdir)
+  assert calls == [] and again["methods"] == results["methods"]
+  c2 = _config("smoke", data_dir)
+  c2.recommend.seeds = (0, 1)
+  both = recommend.run(c2, workdir)
+  assert calls == [1] and set(both["seeds"]) == {"0", "1"}
+  assert both["seeds"]["0"]["methods"] == results["seeds"]["0"]["methods"]
 
 
 def test_the_listening_data_is_written_as_taste_profile_triplets(run, data_dir):
   c, workdir, results = run
-  plays = listening.read_taste_profile(os.path.join(workdir, "listening", "plays.tsv"))
+  plays = listening.read_taste_profile(os.path.join(workdir, "listening", "plays_seed0.tsv"))
   songs = listening.embedded_song_attributes(c.data.config, data_dir=data_dir)
-  again = listening.simulate(songs.values, c.recommend.n_users, seed=c.recommend.listening_seed,
-                             song_ids=songs.song_ids)
-  assert plays.n_plays == again.n_plays == results["listening"]["plays"]
+  again = listening.simulate(songs.values, c.recommend.n_users, seed=0, song_ids=songs.song_ids)
+  assert plays.n_plays == again.n_plays == results["seeds"]["0"]["listening"]["plays"]
   written = {(plays.user_ids[u], plays.song_ids[s], n) for u, s, n in zip(plays.users, plays.songs, plays.counts)}
   simulated = {(again.user_ids[u], again.song_ids[s], n) for u, s, n in zip(again.users, again.songs, again.counts)}
   assert written == simulated

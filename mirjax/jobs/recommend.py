@@ -19,9 +19,12 @@ Schrauwen, "Deep content-based music recommendation" (NIPS 2013).
 Compared on the same users and songs: "wmf_upper_bound" (factors learned with the cold
 songs' own plays by the training users: what a perfect content model could reach),
 "popularity" (cold songs ranked by their number of training listeners, also unavailable in
-a real cold start) and "random". WORKDIR/results.json holds every method's figures under
-"methods" and the best content-based method's at the top level ("map@500", "auc").
+a real cold start) and "random". Every seed of `recommend.seeds` draws its own listeners,
+test users, WMF start and regressor fits. WORKDIR/results.json holds every method's mean
+and std over seeds under "methods" (each seed's under "seeds"), and the best content-based
+method's means at the top level ("map@500", "auc"); WORKDIR/recommendation.md the table.
 """
+import json
 import os
 import time
 
@@ -122,43 +125,40 @@ def _relevant(target: listening.Plays, users, songs) -> np.ndarray:
   return rel
 
 
-def run(config, workdir: str) -> dict:
-  """Simulates the listeners, factorises, regresses, ranks; results.json of the run."""
-  t0 = time.time()
-  check(config)
+def content_features(config, songs, sources, sr: int) -> np.ndarray:
+  """(n_songs, D): every song's log-mel statistics, in the order of `songs.song_ids`."""
+  feats = mel_statistics(config, sources, sr)
+  index = {sid: i for i, sid in enumerate(songs.song_ids)}
+  out = np.zeros((len(songs.song_ids), next(iter(feats.values())).shape[1]), np.float32)
+  for split, f in feats.items():
+    out[[index[f"{split}/{i}"] for i in range(len(f))]] = f
+  return out
+
+
+def one_seed(config, seed: int, songs, features, mesh, workdir: str) -> dict:
+  """Every method's mAP@k and AUC for one seed: its own listeners, test users, WMF start and
+  regressor fits (the same songs and features for all)."""
   r = config.recommend
-  mesh = sharding.make_mesh(config.mesh.num_devices)
-  os.makedirs(os.path.join(workdir, "listening"), exist_ok=True)
-  sources, info = pipeline.load(config.data)
-  sr = int(info.sample_rate)
-  songs = listening.embedded_song_attributes(config.data.config, data_dir=config.data.data_dir or None)
-  plays = listening.simulate(songs.values, r.n_users, seed=r.listening_seed, song_ids=songs.song_ids)
-  listening.write_taste_profile(plays, os.path.join(workdir, "listening", "plays.tsv"))
-  split = listening.split_cold_start(plays, songs.split != "train", r.test_user_fraction, seed=r.listening_seed)
+  plays = listening.simulate(songs.values, r.n_users, seed=seed, song_ids=songs.song_ids)
+  listening.write_taste_profile(plays, os.path.join(workdir, "listening", f"plays_seed{seed}.tsv"))
+  split = listening.split_cold_start(plays, songs.split != "train", r.test_user_fraction, seed=seed)
   cold, warm, test_users = split.cold_songs, split.warm_songs, split.test_users
   relevant = _relevant(split.test_target, test_users, cold)
-  results = {"methods": {}, "listening": {
+  out = {"methods": {}, "listening": {
       "simulated": True, "users": plays.n_users, "songs": plays.n_songs, "plays": plays.n_plays,
       "train_users": len(split.train_users), "test_users": len(test_users), "dropped_users": len(split.dropped_users),
       "warm_songs": len(warm), "cold_songs": len(cold), "train_plays": split.train.n_plays,
       "test_target_plays": split.test_target.n_plays}}
 
   def score(name, user_factors, song_factors):
-    results["methods"][name] = recommendation.evaluate_factors(user_factors, song_factors, relevant, k=r.k)
+    out["methods"][name] = recommendation.evaluate_factors(user_factors, song_factors, relevant, k=r.k)
 
   # the cold-start factorisation: training users, warm songs only
-  fit = factorise(config, split.train, mesh, config.seed)
-  results["wmf_objective"] = [float(v) for v in fit.objective]
+  fit = factorise(config, split.train, mesh, seed)
+  out["wmf_objective"] = [float(v) for v in fit.objective]
   users = fold_in_users(config, split.test_history, test_users, fit.item_factors, mesh)
-
   # content features -> factors, fitted on the warm songs (every warm song is a train clip)
-  feats = mel_statistics(config, sources, sr)
-  index = {sid: i for i, sid in enumerate(songs.song_ids)}
-  features = np.zeros((plays.n_songs, next(iter(feats.values())).shape[1]), np.float32)
-  for s, f in feats.items():
-    features[[index[f"{s}/{i}"] for i in range(len(f))]] = f
-  rng = np.random.default_rng([config.seed, 16])
-  order = rng.permutation(warm)
+  order = np.random.default_rng([seed, 16]).permutation(warm)
   n_valid = max(1, int(round(r.valid_fraction * len(order))))
   fit_songs, valid_songs = order[n_valid:], order[:n_valid]
   targets = fit.item_factors
@@ -166,39 +166,78 @@ def run(config, workdir: str) -> dict:
     predict, l2, by_l2 = probes.fit_selected(
         (features[fit_songs], targets[fit_songs]), (features[valid_songs], targets[valid_songs]),
         task="regression", n_out=r.factors, kind=kind, l2_grid=tuple(r.l2_grid), steps=r.probe_steps,
-        lr=r.probe_lr, hidden=r.probe_hidden, seed=config.seed)
+        lr=r.probe_lr, hidden=r.probe_hidden, seed=seed)
     score(kind, users, predict(features[cold]))
-    results["methods"][kind].update({"l2": l2, "valid_r2_by_l2": list(by_l2)})
-
+    out["methods"][kind].update({"l2": l2, "valid_r2_by_l2": list(by_l2)})
   # the training users' plays of every song, the cold songs' included (unknown in a real cold start)
   full = plays.select(np.isin(plays.users, split.train_users))
   if "wmf_upper_bound" in r.methods:  # factors of the cold songs learned from their own plays
-    upper = factorise(config, full, mesh, config.seed)
+    upper = factorise(config, full, mesh, seed)
     score("wmf_upper_bound", fold_in_users(config, split.test_history, test_users, upper.item_factors, mesh),
           upper.item_factors[cold])
   if "popularity" in r.methods:  # cold songs ranked by their number of training listeners
     listeners = np.bincount(full.songs, minlength=plays.n_songs)[cold]
-    results["methods"]["popularity"] = recommendation.evaluate_ranking(
+    out["methods"]["popularity"] = recommendation.evaluate_ranking(
         recommendation.popularity_scores(listeners, len(test_users)), relevant, k=r.k)
   if "random" in r.methods:
-    noise = np.random.default_rng([config.seed, 17]).random((len(test_users), len(cold)))
-    results["methods"]["random"] = recommendation.evaluate_ranking(noise, relevant, k=r.k)
+    noise = np.random.default_rng([seed, 17]).random((len(test_users), len(cold)))
+    out["methods"]["random"] = recommendation.evaluate_ranking(noise, relevant, k=r.k)
+  return out
 
-  content = {m: v for m, v in results["methods"].items() if m in CONTENT}
-  best = max(content, key=lambda m: content[m][f"map@{r.k}"])
-  results.update({"method": best, f"map@{r.k}": content[best][f"map@{r.k}"], "auc": content[best]["auc"],
-                  "config_hash": checkpoint.config_hash(config.to_dict()), "dataset": info.name,
-                  "wall_time_s": time.time() - t0})
+
+def run(config, workdir: str) -> dict:
+  """Every seed of `recommend.seeds` (each kept in WORKDIR/seeds/ once done, and reused by a
+  rerun of the same settings); results.json with the methods' mean and std over seeds."""
+  t0 = time.time()
+  check(config)
+  r = config.recommend
+  mesh = sharding.make_mesh(config.mesh.num_devices)
+  for sub in ("listening", "seeds"):
+    os.makedirs(os.path.join(workdir, sub), exist_ok=True)
+  digest = checkpoint.config_hash({"data": config.data.to_dict(), "recommend": {
+      k: v for k, v in r.to_dict().items() if k != "seeds"}})
+  sources, info = pipeline.load(config.data)
+  songs = listening.embedded_song_attributes(config.data.config, data_dir=config.data.data_dir or None)
+  features = None
+  per_seed = {}
+  for seed in r.seeds:
+    path = os.path.join(workdir, "seeds", f"seed{seed}.json")
+    if os.path.exists(path):
+      with open(path) as f:
+        kept = json.load(f)
+      if kept.get("settings_hash") == digest:
+        per_seed[str(seed)] = kept
+        continue
+    if features is None:
+      features = content_features(config, songs, sources, int(info.sample_rate))
+    per_seed[str(seed)] = {**one_seed(config, int(seed), songs, features, mesh, workdir), "settings_hash": digest}
+    metrics.write_json(path, per_seed[str(seed)])
+  k = f"map@{r.k}"
+  methods = {}
+  for name in per_seed[str(r.seeds[0])]["methods"]:
+    runs = [s["methods"][name] for s in per_seed.values()]
+    methods[name] = {k: float(np.mean([m[k] for m in runs])), f"{k}_std": float(np.std([m[k] for m in runs])),
+                     "auc": float(np.mean([m["auc"] for m in runs])), "auc_std": float(np.std([m["auc"] for m in runs])),
+                     "users": [m["users"] for m in runs]}
+  best = max((m for m in methods if m in CONTENT), key=lambda m: methods[m][k])
+  results = {"method": best, k: methods[best][k], "auc": methods[best]["auc"], "methods": methods,
+             "seeds": per_seed, "simulated_listeners": True, "config_hash": checkpoint.config_hash(config.to_dict()),
+             "dataset": info.name, "wall_time_s": time.time() - t0}
+  table = summary(methods, r.k, len(per_seed))
+  with open(os.path.join(workdir, "recommendation.md"), "w") as f:
+    f.write(table + "\n")
   metrics.write_json(os.path.join(workdir, "results.json"), results)
-  print(summary(results, r.k))
+  print(table)
   return results
 
 
-def summary(results: dict, k: int) -> str:
-  """The methods as a Markdown table (mAP@k, AUC, users scored)."""
-  lines = [f"| method | mAP@{k} | AUC | users |", "|---|---|---|---|"]
-  for name, m in results["methods"].items():
-    lines.append(f"| {name} | {m[f'map@{k}']:.4f} | {m['auc']:.4f} | {m['users']} |")
+def summary(methods: dict, k: int, n_seeds: int) -> str:
+  """The methods as a Markdown table: mAP@k and AUC, mean ± std over the seeds."""
+  lines = [f"| method | mAP@{k} (mean ± std, {n_seeds} seeds) | AUC (mean ± std) | test users per seed |",
+           "|---|---|---|---|"]
+  for name, m in methods.items():
+    lines.append(f"| {name} | {m[f'map@{k}']:.4f} ± {m[f'map@{k}_std']:.4f} | {m['auc']:.4f} ± "
+                 f"{m['auc_std']:.4f} | {', '.join(map(str, m['users']))} |")
   return "\n".join(lines)
 
 
