@@ -57,8 +57,10 @@ def get_config(arg=None):
   c.job = "recommend"
   c.recommend = recommend_config()
   c.data.crop_seconds = 4.0  # audio analysed per clip, seconds (from its start)
-  c.train.batch_size, c.train.num_steps = 32, 600  # a trained regressor's schedule
-  c.optim.learning_rate, c.optim.warmup_steps = 1e-3, 50
+  c.train.batch_size = 32  # a regressor the train job trains: its batch, steps and rate
+  c.train.num_steps = 600
+  c.optim.learning_rate = 1e-3
+  c.optim.warmup_steps = 50
   if "smoke" in flags:
     base.smoke(c)
     c.data.crop_seconds = 3.0

@@ -50,10 +50,12 @@ def test_info_keeps_what_a_checkpoint_needs():
 
   meta = info.to_meta(Tagging())
   assert meta == {"dataset": "mtat/clean", "sample_rate": 16000, "task": "Tagging",
-                  "tag_names": ["rock", "piano"], "class_names": [], "feature_dim": 0}
+                  "tag_names": ["rock", "piano"], "class_names": [], "feature_dim": 0, "target_dim": 0}
   back = Info.from_meta(meta)
   assert (back.name, back.sample_rate, back.tag_names, back.class_names) == (
       "mtat/clean", 16000, ("rock", "piano"), ())
+  regression = Info.from_meta(Info(name="f", sample_rate=16000, target_dim=8).to_meta(Tagging()))
+  assert regression.target_dim == 8  # a regressor's output width survives its checkpoint
 
 
 def test_the_embedded_loader_returns_the_one_info_type(data_dir):
