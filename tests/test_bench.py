@@ -163,3 +163,16 @@ def test_wmf_bench_figures_are_consistent_and_reach_implicits_objective():
     # one sweep from the same start: exact solves agree, CG is no worse than implicit's CG
     assert obj_ours <= obj_theirs * (1 + 1e-4), line
   assert re.search(r"8 devices; peak host memory \d+ MiB", out), out
+
+
+def test_benchmarks_make_one_host_device_per_core_unless_told_otherwise():
+  from mirjax.bench import one_host_device_per_core
+  env = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
+  one_host_device_per_core(env)
+  assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x --xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}"
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  one_host_device_per_core(env)
+  assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=8"
+  env = {}
+  one_host_device_per_core(env)
+  assert env["XLA_FLAGS"] == f"--xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}"

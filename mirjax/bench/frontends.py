@@ -13,12 +13,11 @@
    examples/s, and the FLOP/s it achieves (XLA's FLOP count / time) as a fraction of the
    measured float32 matmul peak of the same devices.
 """
-import os
 import time
 
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                             f" --xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}")
+from mirjax.bench import one_host_device_per_core
+
+one_host_device_per_core()
 
 import jax  # noqa: E402  (after XLA_FLAGS: the CPU device count is read when jax starts)
 import jax.numpy as jnp  # noqa: E402

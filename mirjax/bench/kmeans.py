@@ -38,12 +38,11 @@ similarities among them).
 Needs `pip install scikit-learn` (a test and benchmark extra, not a runtime dependency of
 mirjax); scikit-learn uses its default threads (one per core this process may run on).
 """
-import os
 import warnings
 
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                             f" --xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}")
+from mirjax.bench import one_host_device_per_core
+
+one_host_device_per_core()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -7,11 +7,9 @@ same batch. Printed: clips/s of each, the ratio, and the largest relative differ
 same coefficients). Needs `pip install kymatio` (a test and benchmark extra, not a runtime
 dependency of mirjax).
 """
-import os
+from mirjax.bench import one_host_device_per_core
 
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                             f" --xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}")
+one_host_device_per_core()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

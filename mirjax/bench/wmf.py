@@ -22,11 +22,9 @@ line is Hu et al.'s loss after one sweep from the same start, by each.
 
 Needs `pip install implicit` (a test and benchmark extra, not a dependency of mirjax).
 """
-import os
+from mirjax.bench import one_host_device_per_core
 
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                             f" --xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}")
+one_host_device_per_core()
 
 import time  # noqa: E402
 
