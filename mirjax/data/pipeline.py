@@ -179,6 +179,19 @@ def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
   return np.pad(audio, (0, n - len(audio))) if len(audio) < n else audio
 
 
+
+def clip_batches(source, n_samples: int, batch: int):
+  """(audio (batch, n_samples) float32, number of real clips) over every example of a source
+  in order: each clip's first n_samples (zero-padded when shorter); the last batch is padded
+  with silent clips to full size, so one compiled program serves every batch."""
+  for start in range(0, len(source), batch):
+    clips = [to_float(fit_length(source[i]["audio"], n_samples)[:n_samples])
+             for i in range(start, min(start + batch, len(source)))]
+    real = len(clips)
+    clips += [np.zeros(n_samples, np.float32)] * (batch - real)
+    yield np.stack(clips), real
+
+
 def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: str = "tags",
                    read_threads: int = 2):
   """Infinite iterator of {'audio': (local_batch, crop) f32, target: ...} for this process,

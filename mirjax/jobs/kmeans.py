@@ -81,21 +81,6 @@ def settings(config) -> dict:
   return {"data": config.data.to_dict(), "kmeans": config.kmeans.to_dict(), "seed": int(config.seed)}
 
 
-def _clip_audio(ex, n: int) -> np.ndarray:
-  """A clip's first n samples as float32, zero-padded when shorter."""
-  return pipeline.to_float(pipeline.fit_length(ex["audio"], n)[:n])
-
-
-def _batches(source, n_samples: int, batch: int):
-  """(audio (batch, n_samples), number of real clips) over a source in order; the last batch
-  is zero-padded to full size so one program serves every batch."""
-  for start in range(0, len(source), batch):
-    clips = [_clip_audio(source[i], n_samples) for i in range(start, min(start + batch, len(source)))]
-    real = len(clips)
-    clips += [np.zeros(n_samples, np.float32)] * (batch - real)
-    yield np.stack(clips), real
-
-
 def _representation_fn(config, sr: int):
   k = config.kmeans
   chosen = levels_of(config)
@@ -115,7 +100,7 @@ def sample_windows(config, source, mesh, sr: int, n_samples: int) -> dict:
   rep = jax.jit(_representation_fn(config, sr), in_shardings=sharding.batch_sharding(mesh))
   rng = np.random.default_rng([config.seed, 15])
   picked = {}
-  for audio, real in tqdm(_batches(source, n_samples, k.batch_clips), desc="kmeans: windows",
+  for audio, real in tqdm(pipeline.clip_batches(source, n_samples, k.batch_clips), desc="kmeans: windows",
                           total=-(-len(source) // k.batch_clips), unit="batch", leave=False):
     for level, S in zip(levels_of(config), rep(audio)):
       S = np.asarray(S)[:real]
@@ -215,7 +200,7 @@ def extract(config, sources, learned, mesh, sr: int, n_samples: int, folder: str
     if done.get(split) == digest:
       continue
     parts = []
-    for audio, real in tqdm(_batches(source, n_samples, config.kmeans.batch_clips), desc=f"kmeans: {split} features",
+    for audio, real in tqdm(pipeline.clip_batches(source, n_samples, config.kmeans.batch_clips), desc=f"kmeans: {split} features",
                             total=-(-len(source) // config.kmeans.batch_clips), unit="batch", leave=False):
       parts.append(np.asarray(fn(jax.device_put(audio, rows)))[:real])
     feats = np.concatenate(parts)

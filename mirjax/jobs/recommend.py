@@ -77,15 +77,9 @@ def mel_statistics(config, sources, sr: int) -> dict:
 
   out = {}
   for split, source in sources.items():
-    parts = []
-    for lo in tqdm(range(0, len(source), r.batch_clips), desc=f"recommend: {split} mel statistics",
-                   leave=False, unit="batch"):
-      clips = [pipeline.to_float(pipeline.fit_length(source[i]["audio"], n)[:n])
-               for i in range(lo, min(lo + r.batch_clips, len(source)))]
-      real = len(clips)
-      clips += [np.zeros(n, np.float32)] * (r.batch_clips - real)  # one program for every batch
-      parts.append(np.asarray(stats(np.stack(clips)))[:real])
-    out[split] = np.concatenate(parts)
+    batches = tqdm(pipeline.clip_batches(source, n, r.batch_clips), desc=f"recommend: {split} mel statistics",
+                   total=-(-len(source) // r.batch_clips), leave=False, unit="batch")
+    out[split] = np.concatenate([np.asarray(stats(audio))[:real] for audio, real in batches])
   return out
 
 
@@ -113,18 +107,6 @@ def fold_in_users(config, history: listening.Plays, users, song_factors, mesh) -
                      song_factors, reg=config.recommend.reg, mesh=mesh)
 
 
-def _relevant(target: listening.Plays, users, songs) -> np.ndarray:
-  """Dense 0/1 (len(users), len(songs)): which of `songs` each of `users` played."""
-  row = np.full(target.n_users, -1, np.int64)
-  row[users] = np.arange(len(users))
-  col = np.full(target.n_songs, -1, np.int64)
-  col[songs] = np.arange(len(songs))
-  rel = np.zeros((len(users), len(songs)), np.int8)
-  keep = (row[target.users] >= 0) & (col[target.songs] >= 0)
-  rel[row[target.users[keep]], col[target.songs[keep]]] = 1
-  return rel
-
-
 def content_features(config, songs, sources, sr: int) -> np.ndarray:
   """(n_songs, D): every song's log-mel statistics, in the order of `songs.song_ids`."""
   feats = mel_statistics(config, sources, sr)
@@ -143,7 +125,7 @@ def one_seed(config, seed: int, songs, features, mesh, workdir: str) -> dict:
   listening.write_taste_profile(plays, os.path.join(workdir, "listening", f"plays_seed{seed}.tsv"))
   split = listening.split_cold_start(plays, songs.split != "train", r.test_user_fraction, seed=seed)
   cold, warm, test_users = split.cold_songs, split.warm_songs, split.test_users
-  relevant = _relevant(split.test_target, test_users, cold)
+  relevant = (split.test_target.to_csr()[test_users][:, cold] > 0).astype(np.int8)  # who played which cold song
   out = {"methods": {}, "listening": {
       "simulated": True, "users": plays.n_users, "songs": plays.n_songs, "plays": plays.n_plays,
       "train_users": len(split.train_users), "test_users": len(test_users), "dropped_users": len(split.dropped_users),
