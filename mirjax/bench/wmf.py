@@ -26,7 +26,6 @@ from mirjax.bench import one_host_device_per_core
 
 one_host_device_per_core()
 
-import time  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -60,15 +59,6 @@ def synthetic_plays(n_users: int, n_songs: int, n_plays: int, seed: int = 0):
                     + rng.choice(n_songs, draws, p=song_p))
   cells = rng.permutation(cells)[:n_plays]
   return (cells // n_songs).astype(np.int32), (cells % n_songs).astype(np.int32), rng.geometric(0.4, cells.size)
-
-
-def _median(fn, repeats):
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return float(np.median(times))
 
 
 def main(argv):
@@ -108,7 +98,7 @@ def main(argv):
         return jax.block_until_ready((X, Y))
 
       X, Y = ours()  # compiles both half sweeps
-      t_ours = _median(ours, repeats)
+      t_ours = common.median_seconds(ours, repeats, warmup=0)
       obj_ours = float(loss(X, Y, by_user.buckets, FLAGS.reg))
 
       solve = _als.least_squares_cg if solver == "cg" else _als.least_squares
@@ -120,7 +110,7 @@ def main(argv):
           solve(Cui, Xi, Yi, FLAGS.reg, num_threads=0)
           solve(Ciu, Yi, Xi, FLAGS.reg, num_threads=0)
 
-      t_theirs = _median(theirs, repeats)
+      t_theirs = common.median_seconds(theirs, repeats, warmup=0)
       obj_theirs = float(loss(jax.device_put(Xi, rep), jax.device_put(Yi, rep), by_user.buckets, FLAGS.reg))
       print(f"  k = {k:3d} {solver:8s}  mirjax {t_ours:8.3f} s   implicit {t_theirs:8.3f} s   "
             f"ratio {t_theirs / t_ours:5.2f}x   objective {obj_ours:.6g} mirjax, {obj_theirs:.6g} implicit")
