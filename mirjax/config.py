@@ -124,6 +124,7 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.task.name = "tagging"  # "tagging" (sigmoid, binary cross-entropy) or "classification" (softmax)
   c.task.branches = ("tagging",)  # output branches of the model that carry a loss
   c.task.predict_from = ()  # branches averaged into the prediction; () -> "joint" if any, else all
+  c.task.loss = "mse"  # "regression": "mse", or "wpe" (weighted prediction error; mirjax/tasks/regression.py)
 
   c.optim = ml_collections.ConfigDict()
   # "adamw" (warm-up + cosine decay) or "adam_sgd" (Won et al. 2020: Adam, then Nesterov SGD

@@ -34,9 +34,10 @@ def test_a_registered_dataset_is_opened_by_name(monkeypatch, tmp_path):
 
 def test_every_dataset_mirjax_has_is_registered():
   made_here = {"embedded", "avspeakers"}  # the embedded default data mirjax makes itself
-  # "features": the summary vectors a job wrote (mirjax/data/features.py)
+  # "features": the summary vectors a job wrote (mirjax/data/features.py); "song_factors":
+  # an audio dataset's clips with their songs' latent factors (mirjax/data/song_factors.py)
   assert set(pipeline.DATASETS) == made_here | {"folder", "mtat", "gtzan", "esc50", "nsynth",
-                                                "audio", "voxceleb", "features"}
+                                                "audio", "voxceleb", "features", "song_factors"}
   assert all(pipeline.DATASETS[n].manual_dir is None for n in made_here)
   assert all(d.manual_dir for n, d in pipeline.DATASETS.items() if n not in made_here)
 

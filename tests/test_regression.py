@@ -24,7 +24,7 @@ def test_metrics_match_sklearn(seed):
 
 
 def test_task_losses_mask_padding_and_build_from_the_dataset():
-  task = tasks.build(type("C", (), {"name": "regression", "branches": ("regression",), "get": lambda *a: ()})(),
+  task = tasks.build(type("C", (), {"name": "regression", "branches": ("regression",), "get": lambda self, key, default=None: default})(),
                      Info("f", 16000, target_dim=3))
   assert task.n_outputs == 3 and task.target == "factors"
   y = np.arange(6, dtype=np.float32).reshape(2, 3)
@@ -34,7 +34,7 @@ def test_task_losses_mask_padding_and_build_from_the_dataset():
   res = task.evaluate(y, {"regression": y + 1.0})
   assert res["mse"] == pytest.approx(1.0) and res["r2"] == pytest.approx(skm.r2_score(y, y + 1.0))
   with pytest.raises(ConfigError, match="real-valued targets"):
-    tasks.build(type("C", (), {"name": "regression", "branches": ("regression",), "get": lambda *a: ()})(),
+    tasks.build(type("C", (), {"name": "regression", "branches": ("regression",), "get": lambda self, key, default=None: default})(),
                 Info("f", 16000))
 
 

@@ -120,6 +120,22 @@ def _features(cfg, data_dir):  # pylint: disable=unused-argument
   return features.load_features(cfg.manual_dir)
 
 
+@register("song_factors", "the song factors a recommend run wrote: factors.json and factors.npz "
+          "(WORKDIR/factors/seed<S>)")
+def _song_factors(cfg, data_dir):
+  from mirjax.data import song_factors  # pylint: disable=import-outside-toplevel
+  return song_factors.load(cfg, data_dir, _load_base)
+
+
+def _load_base(cfg, data_dir):
+  """The audio dataset a derived dataset (song factors) names by its data config `cfg`."""
+  if cfg.name == "song_factors":
+    raise DataError("a song-factor folder's base must be an audio dataset, not another song-factor folder")
+  with cfg.unlocked():
+    cfg.data_dir = data_dir or ""
+  return _load(cfg)
+
+
 @register("avspeakers")
 def _avspeakers(cfg, data_dir):
   """The embedded synthetic speakers (voices and faces made on this machine), VoxCeleb1's layout."""
@@ -193,17 +209,24 @@ def clip_batches(source, n_samples: int, batch: int):
 
 
 def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: str = "tags",
-                   read_threads: int = 2):
+                   read_threads: int = 2, extra: tuple = ()):
   """Infinite iterator of {'audio': (local_batch, crop) f32, target: ...} for this process,
   with the example's other inputs (e.g. 'frames') as they are; `target` names the example
-  field of the ground truth ('tags', 'label', ...)."""
+  field of the ground truth ('tags', 'label', ...), `extra` further fields a task's loss
+  reads (e.g. the weighted prediction error's 'wpe_gram')."""
+  fields = ((target,) if target else ()) + tuple(extra)  # self-supervised: audio only
+
   def random_crop(ex, rng: np.random.Generator):
+    missing = [f for f in fields if f not in ex]
+    if missing:
+      raise DataError(f"the task reads example fields {missing} this dataset does not have "
+                      f"(it has {sorted(ex)})")
+    targets = {f: ex[f] for f in fields}
     if "audio" not in ex:  # a feature dataset: nothing to crop
-      return {**other_inputs(ex), target: ex[target]}
+      return {**other_inputs(ex), **targets}
     audio = fit_length(ex["audio"], crop)
     start = int(rng.integers(0, len(audio) - crop + 1))
-    out = {"audio": to_float(audio[start:start + crop]), **other_inputs(ex)}
-    return {**out, target: ex[target]} if target else out  # self-supervised: audio only
+    return {"audio": to_float(audio[start:start + crop]), **other_inputs(ex), **targets}
 
   stream = grain.MapDataset.source(source).seed(seed).shuffle().repeat().random_map(random_crop)
   # Process p takes rows [p * local, (p + 1) * local) of every global batch: the global batch

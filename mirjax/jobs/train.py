@@ -224,7 +224,8 @@ def _train_and_evaluate(config, workdir: str) -> dict:
   config_dict, meta = config.to_dict(), info.to_meta(task)
   train_iter = pipeline.train_iterator(sources["train"], local_batch=local_batch, crop=crop,
                                        seed=config.seed, target=task.target,
-                                       read_threads=config.data.read_threads)
+                                       read_threads=config.data.read_threads,
+                                       extra=getattr(task, "extra_targets", ()))
   ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.train.keep_checkpoints)
   abstract_placed = checkpoint.abstract_with_shardings(system.abstract_state, state_shardings)
   # The newest checkpoint that reads (an unreadable one is set aside, saying why);

@@ -7,6 +7,7 @@ import ml_collections
 
 from mirjax import frontends
 from mirjax.models import speaker
+from mirjax.models.content_cnn import ContentCNN
 from mirjax.models.dieleman import Dieleman1D
 from mirjax.models.fcn import FCN, SampleCNN
 from mirjax.models.mlp import MLPTagger
@@ -17,7 +18,7 @@ from mirjax.models.tagger import Tagger
 from mirjax.errors import ConfigError
 
 BACKENDS = {"short_chunk_cnn": ShortChunkCNN, "dieleman1d": Dieleman1D, "fcn": FCN,
-            "samplecnn": SampleCNN}
+            "samplecnn": SampleCNN, "content_cnn": ContentCNN}
 MODELS = ("tagger", "multiview", "ssl", "probe", "avspeaker", "mlp")
 ENCODERS = ("cnn_logmel", "pase", "sincmodnet")  # self-supervised encoders (models/ssl.py)
 VIEWS = ("logmel", "gammatone", "cqt", "rawconv", "mfcc", "chroma")  # front-ends a view can be
@@ -105,6 +106,24 @@ def fcn_config() -> ml_collections.ConfigDict:
   return cfg
 
 
+def content_cnn_config(n_mels: int = 128, hop: int = 512, n_fft: int = 1024) -> ml_collections.ConfigDict:
+  """Default (locked) Tagger config of van den Oord et al. (2013)'s content CNN
+  (models/content_cnn.py) on a log-mel of ``n_mels`` bands, window ``n_fft`` and hop ``hop``
+  samples: 1-D convs over time, global mean/max/L2 pooling, dense layers; sized for a CPU."""
+  cfg = default_config("logmel")
+  cfg.frontend.n_fft, cfg.frontend.hop, cfg.frontend.n_mels = n_fft, hop, n_mels
+  cfg.backend = ml_collections.ConfigDict()
+  cfg.backend.name = "content_cnn"  # back-end kind, one of BACKENDS
+  cfg.backend.channels = (64, 64, 128)  # widths of the 1-D convs over time
+  cfg.backend.kernel_size = 4  # their length, frames
+  cfg.backend.pools = (4, 2)  # max-pooling over time after each conv but the last
+  cfg.backend.dense = (256,)  # hidden dense widths after the global pooling
+  cfg.backend.dropout = 0.25  # dropout rate before the output layer
+  cfg.backend.input_norm = True  # per-band BatchNorm of the log-mel
+  cfg.backend.bn_momentum = 0.99  # its running-average momentum
+  return cfg
+
+
 def samplecnn_config() -> ml_collections.ConfigDict:
   """Default (locked) Tagger config of a sample-level CNN (Lee et al. 2017, models/fcn.py):
   the "rawconv" front-end as its first layer (32 filters of 3 samples, stride 3, ReLU), then
@@ -163,8 +182,10 @@ def _build_backend(cfg, n_outputs):
     raise ConfigError(f"unknown fields {unknown} for back-end {name!r}; valid: {sorted(valid)}")
   if "channels" in fields:
     fields["channels"] = tuple(fields["channels"])
-  if "pools" in fields:
-    fields["pools"] = tuple(tuple(p) for p in fields["pools"])
+  if "pools" in fields:  # (time, frequency) pairs (fcn) or time factors (content_cnn)
+    fields["pools"] = tuple(tuple(p) if isinstance(p, (tuple, list)) else int(p) for p in fields["pools"])
+  if isinstance(fields.get("dense"), (tuple, list)):
+    fields["dense"] = tuple(fields["dense"])
   return cls(n_outputs=n_outputs, **fields)
 
 

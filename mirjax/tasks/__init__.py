@@ -41,6 +41,7 @@ def build(cfg, info, branches=None, stride=None, loss=None):
   if cfg.name == "regression":
     if not getattr(info, "target_dim", 0):
       raise ConfigError("task.name='regression' needs a dataset with real-valued targets "
-                        "('factors', e.g. the feature folder a recommend run writes)")
-    return Regression(info.target_dim, branches=branches, predict_from=tuple(cfg.get("predict_from", ())))
+                        "('factors', e.g. the song-factor folder a recommend run writes)")
+    return Regression(info.target_dim, branches=branches, predict_from=tuple(cfg.get("predict_from", ())),
+                      loss=cfg.get("loss", "mse"))
   raise ConfigError(f"unknown task.name {cfg.name!r}; mirjax has {list(TASKS)}")

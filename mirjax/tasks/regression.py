@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
+from mirjax.errors import ConfigError
 from mirjax.tasks.common import final_scores, masked_mean, prediction_branches
 
 
@@ -24,27 +25,51 @@ def r2(y, p) -> float:
   return float(np.mean(per_dim))
 
 
+LOSSES = ("mse", "wpe")
+
+
+def weighted_prediction_error(y, gram, b, c):
+  """(batch,) y^T A y - 2 b^T y + c for predictions y (batch, k) and each example's terms
+  A (batch, k, k), b (batch, k), c (batch,) (van den Oord et al. 2013, eq. 2: see Regression)."""
+  y = y.astype(jnp.float32)
+  return jnp.einsum("bi,bij,bj->b", y, gram, y) - 2.0 * jnp.einsum("bi,bi->b", b, y) + c
+
+
 class Regression:
   """Branch losses and evaluation for regressing the example's `factors` (a float vector).
 
-  The model returns {branch: outputs (batch, dim)}; every branch is trained with the mean
-  squared error over examples and dimensions (van den Oord et al., "Deep content-based
-  music recommendation", NIPS 2013, regress WMF factors with it). The prediction is the
-  mean of the outputs of `prediction_branches`.
+  The model returns {branch: outputs (batch, dim)}; every branch is trained with `loss`:
+    "mse"  the mean squared error over examples and dimensions (van den Oord et al., "Deep
+           content-based music recommendation", NIPS 2013, regress WMF factors with it);
+    "wpe"  their weighted prediction error: the WMF objective's error term of the song
+           with its factors replaced by the prediction y, sum_u c_ui (p_ui - x_u^T y)^2
+           over the training users, divided by their number. It is a quadratic in y,
+           y^T A y - 2 b^T y + c, whose terms every example carries ("wpe_gram" A, "wpe_b"
+           b, "wpe_c" c: mirjax/data/song_factors.py `wpe_terms`), so no user factors
+           travel with a batch. It weighs the errors users would notice.
+  The prediction is the mean of the outputs of `prediction_branches`; evaluation reports
+  the mean squared error and R^2 against the factors whichever loss trained it.
   """
   target = "factors"  # the example field holding the ground truth
 
-  def __init__(self, dim: int, branches=("regression",), predict_from=()):
+  def __init__(self, dim: int, branches=("regression",), predict_from=(), loss: str = "mse"):
+    if loss not in LOSSES:
+      raise ConfigError(f"task.loss={loss!r}: a regression is trained with one of {LOSSES}")
     self.dim = int(dim)
     self.branches = tuple(branches)
     self.predict_from = prediction_branches(self.branches, predict_from)
+    self.loss = loss
+    self.extra_targets = ("wpe_gram", "wpe_b", "wpe_c") if loss == "wpe" else ()
 
   @property
   def n_outputs(self) -> int:
     return self.dim
 
   def losses(self, outputs, batch, step=None):  # pylint: disable=unused-argument
-    """{branch: scalar MSE}; examples where an optional batch["mask"] is false are left out."""
+    """{branch: scalar loss}; examples where an optional batch["mask"] is false are left out."""
+    if self.loss == "wpe":
+      return {b: masked_mean(weighted_prediction_error(outputs[b], batch["wpe_gram"], batch["wpe_b"],
+                                                       batch["wpe_c"]), batch.get("mask")) for b in self.branches}
     y = batch["factors"].astype(jnp.float32)
     return {b: masked_mean(jnp.mean((outputs[b] - y) ** 2, -1), batch.get("mask")) for b in self.branches}
 
