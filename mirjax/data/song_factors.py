@@ -34,8 +34,8 @@ def wpe_terms(user_factors: np.ndarray, users: np.ndarray, songs: np.ndarray, co
               n_songs: int) -> dict:
   """Per song i, the terms of its weighted prediction error over the training users U,
   WPE_i(y) = sum_u c_ui (p_ui - x_u^T y)^2 / |U| = (y^T A_i y - 2 b_i^T y + c_i) / |U|
-  (van den Oord et al. 2013, eq. 2, with p and c of Hu et al. 2008: p_ui = 1 for a play,
-  c_ui = 1 for none), with A_i = X^T C_i X, b_i = X^T C_i p_i and c_i = sum_u c_ui p_ui.
+  (the weighted prediction error of "Deep content-based music recommendation", NIPS 2013,
+  with p and c of Hu et al. 2008: p_ui = 1 for a play, c_ui = 1 for none), with A_i = X^T C_i X, b_i = X^T C_i p_i and c_i = sum_u c_ui p_ui.
 
   user_factors (|U|, k); users, songs, confidence: one entry per play (users index rows of
   user_factors). Returns {"wpe_gram": (n_songs, k, k), "wpe_b": (n_songs, k), "wpe_c":

@@ -30,7 +30,7 @@ LOSSES = ("mse", "wpe")
 
 def weighted_prediction_error(y, gram, b, c):
   """(batch,) y^T A y - 2 b^T y + c for predictions y (batch, k) and each example's terms
-  A (batch, k, k), b (batch, k), c (batch,) (van den Oord et al. 2013, eq. 2: see Regression)."""
+  A (batch, k, k), b (batch, k), c (batch,) (the WPE of van den Oord et al. 2013: see Regression)."""
   y = y.astype(jnp.float32)
   return jnp.einsum("bi,bij,bj->b", y, gram, y) - 2.0 * jnp.einsum("bi,bi->b", b, y) + c
 
