@@ -2,9 +2,11 @@
 
 Content-based recommendation of cold-start songs ("Deep content-based music
 recommendation", van den Oord, Dieleman & Schrauwen, NIPS 2013; mirjax/jobs/recommend.py):
-SIMULATED listeners over the embedded clips, WMF of their plays, a regressor from each
-clip's content to its song's factors, and the held-out users' rankings of the held-out
-songs scored by mAP@500 and AUC against the WMF upper bound, popularity and chance.
+SIMULATED listeners over the embedded clips, WMF of their plays, regressors from each
+clip's log-mel to its song's factors (the paper's CNN on 3 s windows, trained by the train
+job; a linear model and an MLP on log-mel statistics), and the held-out users' rankings of
+the held-out songs scored by mAP@500 and AUC against the WMF upper bound, popularity and
+chance.
 
   python -m mirjax.main --config=configs/recommend.py:smoke --workdir=/tmp/recommend_smoke
 
@@ -12,13 +14,14 @@ The argument is comma-separated words:
   smoke        the smoke data and a few hundred users: the whole pipeline in seconds
   cholesky     exact WMF solves instead of conjugate gradients
   log          confidence 1 + alpha log(1 + r / eps) instead of 1 + alpha r
+  wpe          the CNN trained with the weighted prediction error instead of the MSE
 """
 import ml_collections
 
 from mirjax import config as base, models
 from mirjax.errors import ConfigError
 
-WORDS = ("smoke", "cholesky", "log")
+WORDS = ("smoke", "cholesky", "log", "wpe")
 
 
 def recommend_config() -> ml_collections.ConfigDict:
@@ -36,8 +39,8 @@ def recommend_config() -> ml_collections.ConfigDict:
   r.solver = "cg"  # "cg" (3 conjugate-gradient steps per row) or "cholesky"
   r.cg_steps = 3
   r.k = 500  # mAP@k
-  r.methods = ("wmf_upper_bound", "linear", "mlp", "popularity", "random")
-  r.n_fft, r.hop_length, r.n_mels = 1024, 512, 64  # the log-mel statistics' spectrogram
+  r.methods = ("wmf_upper_bound", "cnn", "linear", "mlp", "popularity", "random")
+  r.clip_seconds = 4.0  # audio whose log-mel statistics the linear and MLP regressors read (an embedded clip)
   r.batch_clips = 64  # clips per batch while computing features
   r.valid_fraction = 0.1  # warm songs that choose the regressors' weight decay
   r.l2_grid = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -53,23 +56,35 @@ def get_config(arg=None):
   if unknown or len(set(flags)) != len(flags):
     raise ConfigError(f"configs/recommend.py: config argument {arg!r}: {unknown or flags} unknown or "
                       f"repeated; the words are {list(WORDS)}")
-  c = base.base(models.mlp_config(hidden=256, dropout=0.0))
+  # The content CNN (models/content_cnn.py); its log-mel front-end is every content method's
+  c = base.base(models.content_cnn_config(n_mels=64, hop=512, n_fft=1024))
   c.job = "recommend"
   c.recommend = recommend_config()
-  c.data.crop_seconds = 4.0  # audio analysed per clip, seconds (from its start)
-  c.train.batch_size = 32  # a regressor the train job trains: its batch, steps and rate
-  c.train.num_steps = 600
+  c.task.name, c.task.branches = "regression", ("regression",)  # the CNN regresses song factors
+  c.data.crop_seconds = 3.0  # the CNN's windows (the paper's 3 s), seconds
+  c.eval.n_chunks = 2  # windows averaged into a clip's prediction: 0-3 s and 1-4 s of a 4 s clip
+  c.train.batch_size = 32  # the CNN's batch, steps and rate
+  c.train.num_steps = 1000
+  c.train.eval_every = 100
+  c.train.checkpoint_every = 100
+  c.train.select_by = "mse"  # the step with the lowest validation MSE (the probes' validation songs)
   c.optim.learning_rate = 1e-3
   c.optim.warmup_steps = 50
   if "smoke" in flags:
     base.smoke(c)
     c.data.crop_seconds = 3.0
+    c.eval.n_chunks = 1
+    c.model.frontend.n_mels = 16
+    c.model.backend.channels, c.model.backend.dense = (8, 8, 16), (16,)
+    c.train.select_by = "mse"
     r = c.recommend
     r.seeds = (0,)
-    r.n_users, r.factors, r.sweeps, r.n_mels, r.batch_clips = 300, 8, 4, 16, 16
+    r.n_users, r.factors, r.sweeps, r.batch_clips, r.clip_seconds = 300, 8, 4, 16, 3.0
     r.l2_grid, r.probe_steps, r.probe_hidden = (1e-4, 1e-2), 100, 32
   if "cholesky" in flags:
     c.recommend.solver = "cholesky"
   if "log" in flags:
     c.recommend.confidence = "log"
+  if "wpe" in flags:
+    c.task.loss = "wpe"
   return c

@@ -45,6 +45,8 @@ def test_results_hold_every_method_on_the_cold_songs(run):
   assert seed["methods"]["wmf_upper_bound"]["auc"] > seed["methods"]["random"]["auc"] + 0.1
   assert abs(seed["methods"]["random"]["auc"] - 0.5) < 0.1
   assert np.all(np.diff(seed["wmf_objective"]) < 0)  # WMF's objective fell every sweep
+  cnn = seed["methods"]["cnn"]  # the content CNN, trained by the train job on the warm songs' factors
+  assert cnn["loss"] == "mse" and cnn["selected_step"] in (6, 12) and np.isfinite(cnn["valid_mse"])
   with open(os.path.join(workdir, "recommendation.md")) as f:
     assert f.read().count("\n") == 2 + len(c.recommend.methods)
 
@@ -87,7 +89,31 @@ def test_settings_that_cannot_work_say_so(field, value, match, data_dir):
     recommend.check(c)
 
 
+def test_the_cnn_trains_on_a_song_factor_dataset_of_the_warm_songs(run, data_dir):
+  c, workdir, results = run
+  from mirjax.data import pipeline  # pylint: disable=import-outside-toplevel
+  cfg = recommend.cnn_config(c, os.path.join(workdir, "factors", "seed0"), 0)
+  assert cfg.job == "train" and "recommend" not in cfg and cfg.task.name == "regression"
+  sources, info = pipeline.load(cfg.data)
+  listen = results["seeds"]["0"]["listening"]
+  assert info.target_dim == c.recommend.factors
+  assert len(sources["train"]) + len(sources["valid"]) == listen["warm_songs"]  # no cold song trains it
+  assert os.listdir(os.path.join(workdir, "cnn", "seed0", "best"))
+
+
 def test_config_words():
   assert config_lib.from_file("recommend", "cholesky,log").recommend.solver == "cholesky"
+  assert config_lib.from_file("recommend", "wpe").task.loss == "wpe"
   with pytest.raises(ConfigError, match="unknown"):
     config_lib.from_file("recommend", "smok")
+
+
+def test_the_cnn_trains_with_the_weighted_prediction_error(tmp_path, data_dir):
+  c = _config("smoke,wpe", data_dir)
+  c.recommend.methods = ("cnn",)
+  results = recommend.run(c, str(tmp_path))
+  cnn = results["seeds"]["0"]["methods"]["cnn"]
+  assert cnn["loss"] == "wpe" and 0.0 <= cnn["auc"] <= 1.0 and np.isfinite(cnn["valid_mse"])
+  with np.load(os.path.join(tmp_path, "factors", "seed0", "factors.npz")) as z:
+    gram = z["train_wpe_gram"]
+  assert np.allclose(gram, np.swapaxes(gram, 1, 2), atol=1e-5) and np.all(np.linalg.eigvalsh(gram) > 0)

@@ -9,9 +9,15 @@ Schrauwen, "Deep content-based music recommendation" (NIPS 2013).
      songs, and a share of users are test users (`listening.split_cold_start`);
   2. WMF (Hu, Koren & Volinsky 2008; mirjax/unsupervised/wmf.py) of the training users'
      plays of the warm songs: the songs' latent factors are the targets to predict;
-  3. content features of every clip: log-mel statistics (mean and standard deviation over
-     time of each band), and a regressor from features to factors fitted on the warm songs
-     (90%; 10% choose its weight decay): "linear" and "mlp" (mirjax/evaluation/probes.py);
+  3. content models fitted on the warm songs (90%; the other 10% choose each one's weight
+     decay or training step), all reading the same log-mel (`config.model.frontend`):
+     "linear" and "mlp" (mirjax/evaluation/probes.py) regress the factors from each clip's
+     log-mel statistics (mean and standard deviation over time of each band); "cnn" is the
+     paper's convolutional network (mirjax/models/content_cnn.py) trained by the train
+     job on 3 s windows (`config.data.crop_seconds`) with the mean squared error, or its
+     weighted prediction error (`config.task.loss = "wpe"`), a clip's prediction being the
+     mean over its `config.eval.n_chunks` windows; its song factors are written to
+     WORKDIR/factors/seed<S> (a "song_factors" dataset) and its run is WORKDIR/cnn/seed<S>;
   4. test users' factors folded in from their plays of warm songs; every test user's cold
      songs ranked by the dot product of their factors with each song's predicted factors;
      mAP@`recommend.k` and AUC against the songs they played (mirjax/evaluation/recommendation.py).
@@ -24,6 +30,8 @@ test users, WMF start and regressor fits. WORKDIR/results.json holds every metho
 and std over seeds under "methods" (each seed's under "seeds"), and the best content-based
 method's means at the top level ("map@500", "auc"); WORKDIR/recommendation.md the table.
 """
+import copy
+import functools
 import json
 import os
 import time
@@ -33,14 +41,15 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mirjax import checkpoint, metrics, sharding
+from mirjax import checkpoint, metrics, sharding, steps
 from mirjax.audio import mel, multiscale
-from mirjax.data import listening, pipeline
+from mirjax.data import listening, pipeline, song_factors
 from mirjax.errors import ConfigError
 from mirjax.evaluation import probes, recommendation
 from mirjax.unsupervised import wmf
 
-CONTENT = ("linear", "mlp")  # regressors from content features to song factors
+PROBES = ("linear", "mlp")  # regressors from log-mel statistics to song factors
+CONTENT = (*PROBES, "cnn")  # every content-based method
 METHODS = ("wmf_upper_bound", *CONTENT, "popularity", "random")
 
 
@@ -62,17 +71,20 @@ def check(config):
     raise ConfigError("recommend.factors, sweeps and k must be >= 1, n_users >= 10")
   if jax.process_count() > 1:
     raise ConfigError("the recommend job runs in one process (over all of its devices)")
+  if config.model.frontend.name != "logmel":
+    raise ConfigError(f"model.frontend.name={config.model.frontend.name!r}: every content method reads "
+                      "the log-mel the model's front-end sets ('logmel')")
 
 
 def mel_statistics(config, sources, sr: int) -> dict:
   """{split: (clips, 2 n_mels)}: mean and standard deviation over time of each log-mel band."""
-  r = config.recommend
-  n = int(round(config.data.crop_seconds * sr))
+  r, fe = config.recommend, config.model.frontend
+  n = int(round(r.clip_seconds * sr))
 
   @jax.jit
   def stats(audio):
-    S = multiscale.log_compress(mel.melspectrogram(audio, sr=sr, n_fft=r.n_fft, hop_length=r.hop_length,
-                                                   n_mels=r.n_mels))
+    S = multiscale.log_compress(mel.melspectrogram(audio, sr=sr, n_fft=fe.n_fft, hop_length=fe.hop,
+                                                   n_mels=fe.n_mels, fmin=fe.fmin, fmax=fe.fmax))
     return jnp.concatenate([S.mean(axis=-2), S.std(axis=-2)], axis=-1)
 
   out = {}
@@ -117,7 +129,44 @@ def content_features(config, songs, sources, sr: int) -> np.ndarray:
   return out
 
 
-def one_seed(config, seed: int, songs, features, mesh, workdir: str) -> dict:
+def cnn_config(config, folder: str, seed: int):
+  """The train config of the content CNN on the song-factor folder `folder`: `config` (its
+  model, train, optim and eval sections) with the data replaced by that folder."""
+  c = copy.deepcopy(config)
+  with c.unlocked():
+    c.job = "train"
+    del c["recommend"]
+  c.seed = int(seed)
+  c.data.name, c.data.manual_dir = "song_factors", os.path.abspath(folder)
+  return c
+
+
+def train_cnn(config, seed: int, split_songs: dict, factors, wpe, songs, audio, mesh, workdir: str):
+  """Trains the content CNN (WORKDIR/cnn/seed<S>, resumed if stopped) on the factors of the
+  songs of `split_songs` {"train": indices, "valid": indices}, the training step chosen by
+  the validation mean squared error; returns (predict(song indices) -> (n, k) factors, its
+  results). `wpe`: the songs' weighted-prediction-error terms (None for the MSE)."""
+  from mirjax.jobs import evaluate, train  # pylint: disable=import-outside-toplevel
+  folder = os.path.join(workdir, "factors", f"seed{seed}")
+  splits = {s: {"ids": songs.song_ids[i], "factors": factors[i], **({k: v[i] for k, v in wpe.items()} if wpe else {})}
+            for s, i in split_songs.items()}
+  song_factors.write(folder, config.data.to_dict(), splits, name=f"seed{seed}", simulated_listeners=True)
+  run_dir = os.path.join(workdir, "cnn", f"seed{seed}")
+  results = dict(train.train_and_evaluate(cnn_config(config, folder, seed), run_dir))
+  run = evaluate.load_run(run_dir, "best" if config.train.select_by else "last", mesh)
+  state_shardings = jax.tree.map(lambda _: sharding.replicated(mesh), run.system.abstract_state)
+  step = jax.jit(functools.partial(steps.eval_step, model=run.system.model, task=run.system.task),
+                 in_shardings=(state_shardings, sharding.batch_sharding(mesh)))
+
+  def predict(indices):
+    source = song_factors.FactorSource(audio, songs.song_ids[indices], {})
+    out, _ = train.run_over_split(run.state, source, step, mesh=mesh, cfg=run.config, crop=run.system.crop,
+                                  target="")
+    return np.asarray(out["regression"], np.float32)  # each clip: the mean over its windows
+  return predict, results
+
+
+def one_seed(config, seed: int, songs, features, mesh, workdir: str, audio=None) -> dict:
   """Every method's mAP@k and AUC for one seed: its own listeners, test users, WMF start and
   regressor fits (the same songs and features for all)."""
   r = config.recommend
@@ -144,7 +193,20 @@ def one_seed(config, seed: int, songs, features, mesh, workdir: str) -> dict:
   n_valid = max(1, int(round(r.valid_fraction * len(order))))
   fit_songs, valid_songs = order[n_valid:], order[:n_valid]
   targets = fit.item_factors
-  for kind in [m for m in r.methods if m in CONTENT]:
+  if "cnn" in r.methods:
+    wpe = None
+    if config.task.loss == "wpe":  # every song's error terms over the training users' factors
+      row = np.full(plays.n_users, -1, np.int64)
+      row[split.train_users] = np.arange(len(split.train_users))
+      wpe = song_factors.wpe_terms(fit.user_factors[split.train_users], row[split.train.users], split.train.songs,
+                                   _confidence(config, split.train.counts), plays.n_songs)
+    predict, trained = train_cnn(config, seed, {"train": fit_songs, "valid": valid_songs}, targets, wpe, songs,
+                                 audio, mesh, workdir)
+    score("cnn", users, predict(cold))
+    out["methods"]["cnn"].update({"loss": config.task.loss, "valid_r2": trained.get("valid/r2"),
+                                  "valid_mse": trained.get("valid/mse"), "selected_step": trained.get("selected_step"),
+                                  "train_seconds": trained.get("train_seconds")})
+  for kind in [m for m in r.methods if m in PROBES]:
     predict, l2, by_l2 = probes.fit_selected(
         (features[fit_songs], targets[fit_songs]), (features[valid_songs], targets[valid_songs]),
         task="regression", n_out=r.factors, kind=kind, l2_grid=tuple(r.l2_grid), steps=r.probe_steps,
@@ -176,8 +238,8 @@ def run(config, workdir: str) -> dict:
   mesh = sharding.make_mesh(config.mesh.num_devices)
   for sub in ("listening", "seeds"):
     os.makedirs(os.path.join(workdir, sub), exist_ok=True)
-  digest = checkpoint.config_hash({"data": config.data.to_dict(), "recommend": {
-      k: v for k, v in r.to_dict().items() if k != "seeds"}})
+  digest = checkpoint.config_hash({**{s: config[s].to_dict() for s in ("data", "model", "task", "train", "optim", "eval")},
+                                   "recommend": {k: v for k, v in r.to_dict().items() if k != "seeds"}})
   sources, info = pipeline.load(config.data)
   songs = listening.embedded_song_attributes(config.data.config, data_dir=config.data.data_dir or None)
   features = None
@@ -192,7 +254,8 @@ def run(config, workdir: str) -> dict:
         continue
     if features is None:
       features = content_features(config, songs, sources, int(info.sample_rate))
-    per_seed[str(seed)] = {**one_seed(config, int(seed), songs, features, mesh, workdir), "settings_hash": digest}
+    per_seed[str(seed)] = {**one_seed(config, int(seed), songs, features, mesh, workdir, sources),
+                           "settings_hash": digest}
     metrics.write_json(path, per_seed[str(seed)])
   k = f"map@{r.k}"
   methods = {}
