@@ -31,8 +31,11 @@ def recommend_config() -> ml_collections.ConfigDict:
   r.seeds = (0, 1, 2)  # each draws its listeners, test users, WMF start and regressor fits
   r.test_user_fraction = 0.2  # users held out: their plays of cold songs are the ground truth
   r.factors = 32  # WMF latent factors
-  r.reg = 1.0  # WMF l2 weight (Hu et al.'s lambda)
-  r.alpha = 2.0  # confidence 1 + alpha r (or 1 + alpha log(1 + r / eps))
+  r.reg = 1.0  # WMF l2 weight (Hu et al.'s lambda), when reg_grid or alpha_grid is empty
+  r.alpha = 2.0  # confidence 1 + alpha r (or 1 + alpha log(1 + r / eps)), likewise
+  r.reg_grid = (0.1, 1.0, 10.0, 100.0)  # WMF's (reg, alpha) is chosen from these on validation users
+  r.alpha_grid = (1.0, 4.0, 16.0)
+  r.valid_user_fraction = 0.1  # training users whose warm-song plays are half hidden to choose them
   r.confidence = "linear"  # "linear" or "log"
   r.eps = 1.0  # the log confidence's scale
   r.sweeps = 15  # ALS sweeps
@@ -81,6 +84,7 @@ def get_config(arg=None):
     r.seeds = (0,)
     r.n_users, r.factors, r.sweeps, r.batch_clips, r.clip_seconds = 300, 8, 4, 16, 3.0
     r.l2_grid, r.probe_steps, r.probe_hidden = (1e-4, 1e-2), 100, 32
+    r.reg_grid, r.alpha_grid = (1.0, 10.0), (2.0,)
   if "cholesky" in flags:
     c.recommend.solver = "cholesky"
   if "log" in flags:

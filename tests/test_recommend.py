@@ -45,6 +45,10 @@ def test_results_hold_every_method_on_the_cold_songs(run):
   assert seed["methods"]["wmf_upper_bound"]["auc"] > seed["methods"]["random"]["auc"] + 0.1
   assert abs(seed["methods"]["random"]["auc"] - 0.5) < 0.1
   assert np.all(np.diff(seed["wmf_objective"]) < 0)  # WMF's objective fell every sweep
+  chosen = seed["wmf_selection"]  # WMF's settings chosen on validation users, by mAP@500
+  assert len(chosen["grid"]) == len(c.recommend.reg_grid) * len(c.recommend.alpha_grid) and chosen["valid_users"] > 0
+  best = max(chosen["grid"], key=lambda g: g["map@500"])
+  assert (chosen["reg"], chosen["alpha"]) == (best["reg"], best["alpha"])
   cnn = seed["methods"]["cnn"]  # the content CNN, trained by the train job on the warm songs' factors
   assert cnn["loss"] == "mse" and cnn["selected_step"] in (6, 12) and np.isfinite(cnn["valid_mse"])
   with open(os.path.join(workdir, "recommendation.md")) as f:
@@ -99,6 +103,25 @@ def test_the_cnn_trains_on_a_song_factor_dataset_of_the_warm_songs(run, data_dir
   assert info.target_dim == c.recommend.factors
   assert len(sources["train"]) + len(sources["valid"]) == listen["warm_songs"]  # no cold song trains it
   assert os.listdir(os.path.join(workdir, "cnn", "seed0", "best"))
+
+
+def test_wmf_selection_sees_no_test_user_and_no_cold_song(data_dir, monkeypatch):
+  c = _config("smoke", data_dir)
+  songs = listening.embedded_song_attributes(c.data.config, data_dir=data_dir)
+  plays = listening.simulate(songs.values, c.recommend.n_users, seed=0, song_ids=songs.song_ids)
+  split = listening.split_cold_start(plays, songs.split != "train", c.recommend.test_user_fraction, seed=0)
+  seen = []
+  real = recommend.factorise
+  monkeypatch.setattr(recommend, "factorise", lambda config, p, *a, **k: seen.append(p) or real(config, p, *a, **k))
+  from mirjax import sharding  # pylint: disable=import-outside-toplevel
+  chosen = recommend.select_wmf(c, split, sharding.make_mesh(1), 0)
+  assert len(seen) == len(chosen["grid"]) == 2
+  for p in seen:
+    assert not np.isin(p.users, split.test_users).any() and not np.isin(p.songs, split.cold_songs).any()
+    assert p.n_plays < split.train.n_plays  # the validation users' hidden plays are left out
+  c.recommend.reg_grid = ()
+  assert recommend.select_wmf(c, split, None, 0) == {"reg": c.recommend.reg, "alpha": c.recommend.alpha,
+                                                      "grid": [], "valid_users": 0}
 
 
 def test_config_words():

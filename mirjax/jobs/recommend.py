@@ -8,7 +8,10 @@ Schrauwen, "Deep content-based music recommendation" (NIPS 2013).
      triplet format; the clips of the dataset's valid and test splits are the cold-start
      songs, and a share of users are test users (`listening.split_cold_start`);
   2. WMF (Hu, Koren & Volinsky 2008; mirjax/unsupervised/wmf.py) of the training users'
-     plays of the warm songs: the songs' latent factors are the targets to predict;
+     plays of the warm songs: the songs' latent factors are the targets to predict. Its
+     weight decay and confidence scale are chosen from `recommend.reg_grid` x
+     `recommend.alpha_grid` on validation users (`select_wmf`: a share of the training users
+     whose warm-song plays are half hidden, scored by mAP@k), unless a grid is empty;
   3. content models fitted on the warm songs (90%; the other 10% choose each one's weight
      decay or training step), all reading the same log-mel (`config.model.frontend`):
      "linear" and "mlp" (mirjax/evaluation/probes.py) regress the factors from each clip's
@@ -95,28 +98,60 @@ def mel_statistics(config, sources, sr: int) -> dict:
   return out
 
 
-def _confidence(config, counts):
+def _confidence(config, counts, alpha=None):
   r = config.recommend
-  return wmf.confidence(counts, alpha=r.alpha, scale=r.confidence, eps=r.eps)
+  return wmf.confidence(counts, alpha=r.alpha if alpha is None else alpha, scale=r.confidence, eps=r.eps)
 
 
-def factorise(config, plays: listening.Plays, mesh, seed: int):
-  """WMF of `plays` (all users x all songs): (user factors, song factors, objective history)."""
+def factorise(config, plays: listening.Plays, mesh, seed: int, reg=None, alpha=None):
+  """WMF of `plays` (all users x all songs): (user factors, song factors, objective history);
+  `reg` and `alpha` default to `recommend.reg` and `recommend.alpha`."""
   r = config.recommend
   bar = tqdm(total=r.sweeps, desc="recommend: WMF sweeps", leave=False)
-  res = wmf.fit(plays.users, plays.songs, _confidence(config, plays.counts), plays.n_users, plays.n_songs,
-                factors=r.factors, reg=r.reg, sweeps=r.sweeps, solver=r.solver, cg_steps=r.cg_steps,
-                key=jax.random.key(seed), mesh=mesh, progress=lambda s, obj: bar.update(1))
+  res = wmf.fit(plays.users, plays.songs, _confidence(config, plays.counts, alpha), plays.n_users, plays.n_songs,
+                factors=r.factors, reg=r.reg if reg is None else reg, sweeps=r.sweeps, solver=r.solver,
+                cg_steps=r.cg_steps, key=jax.random.key(seed), mesh=mesh, progress=lambda s, obj: bar.update(1))
   bar.close()
   return res
 
 
-def fold_in_users(config, history: listening.Plays, users, song_factors, mesh) -> np.ndarray:
+def fold_in_users(config, history: listening.Plays, users, song_factors, mesh, reg=None, alpha=None) -> np.ndarray:
   """(len(users), k): the factors of `users` solved from their `history` against fixed song factors."""
   row = np.full(history.n_users, -1, np.int64)
   row[users] = np.arange(len(users))
-  return wmf.fold_in(row[history.users], history.songs, _confidence(config, history.counts), len(users),
-                     song_factors, reg=config.recommend.reg, mesh=mesh)
+  return wmf.fold_in(row[history.users], history.songs, _confidence(config, history.counts, alpha), len(users),
+                     song_factors, reg=config.recommend.reg if reg is None else reg, mesh=mesh)
+
+
+def select_wmf(config, split: listening.ColdStartSplit, mesh, seed: int) -> dict:
+  """WMF's (reg, alpha) chosen on validation users, who never see a test user or a cold song.
+
+  `recommend.valid_user_fraction` of the training users are validation users; each of
+  their warm-song plays is hidden with probability 1/2. WMF of the training plays that
+  are not hidden, for every (reg, alpha) of `recommend.reg_grid` x `recommend.alpha_grid`
+  (the same start), ranks each validation user's warm songs outside their visible plays;
+  the pair with the highest mAP@k of the hidden ones wins. Returns {"reg", "alpha",
+  "grid": [{"reg", "alpha", "map@k", "auc"}, ...], "valid_users"}."""
+  r = config.recommend
+  if not (r.reg_grid and r.alpha_grid):
+    return {"reg": float(r.reg), "alpha": float(r.alpha), "grid": [], "valid_users": 0}
+  rng = np.random.default_rng([seed, 18])
+  train = split.train
+  valid = np.sort(rng.permutation(split.train_users)[:max(1, int(round(r.valid_user_fraction * len(split.train_users))))])
+  hidden = np.isin(train.users, valid) & (rng.random(train.n_plays) < 0.5)
+  visible = train.select(~hidden)
+  warm = split.warm_songs
+  relevant = train.select(hidden).to_csr()[valid][:, warm] > 0
+  seen = visible.to_csr()[valid][:, warm] > 0
+  grid = []
+  for reg in r.reg_grid:
+    for alpha in r.alpha_grid:
+      fit = factorise(config, visible, mesh, seed, reg=float(reg), alpha=float(alpha))
+      m = recommendation.evaluate_factors(fit.user_factors[valid], fit.item_factors[warm], relevant, k=r.k,
+                                          exclude=seen)
+      grid.append({"reg": float(reg), "alpha": float(alpha), f"map@{r.k}": m[f"map@{r.k}"], "auc": m["auc"]})
+  best = max(grid, key=lambda g: g[f"map@{r.k}"])
+  return {"reg": best["reg"], "alpha": best["alpha"], "grid": grid, "valid_users": int(len(valid))}
 
 
 def content_features(config, songs, sources, sr: int) -> np.ndarray:
@@ -184,10 +219,14 @@ def one_seed(config, seed: int, songs, features, mesh, workdir: str, audio=None)
   def score(name, user_factors, song_factors):
     out["methods"][name] = recommendation.evaluate_factors(user_factors, song_factors, relevant, k=r.k)
 
+  # WMF's settings, chosen on validation users among the training users
+  chosen = select_wmf(config, split, mesh, seed)
+  out["wmf_selection"] = chosen
+  reg, alpha = chosen["reg"], chosen["alpha"]
   # the cold-start factorisation: training users, warm songs only
-  fit = factorise(config, split.train, mesh, seed)
+  fit = factorise(config, split.train, mesh, seed, reg=reg, alpha=alpha)
   out["wmf_objective"] = [float(v) for v in fit.objective]
-  users = fold_in_users(config, split.test_history, test_users, fit.item_factors, mesh)
+  users = fold_in_users(config, split.test_history, test_users, fit.item_factors, mesh, reg=reg, alpha=alpha)
   # content features -> factors, fitted on the warm songs (every warm song is a train clip)
   order = np.random.default_rng([seed, 16]).permutation(warm)
   n_valid = max(1, int(round(r.valid_fraction * len(order))))
@@ -199,7 +238,7 @@ def one_seed(config, seed: int, songs, features, mesh, workdir: str, audio=None)
       row = np.full(plays.n_users, -1, np.int64)
       row[split.train_users] = np.arange(len(split.train_users))
       wpe = song_factors.wpe_terms(fit.user_factors[split.train_users], row[split.train.users], split.train.songs,
-                                   _confidence(config, split.train.counts), plays.n_songs)
+                                   _confidence(config, split.train.counts, alpha), plays.n_songs)
     predict, trained = train_cnn(config, seed, {"train": fit_songs, "valid": valid_songs}, targets, wpe, songs,
                                  audio, mesh, workdir)
     score("cnn", users, predict(cold))
@@ -216,9 +255,9 @@ def one_seed(config, seed: int, songs, features, mesh, workdir: str, audio=None)
   # the training users' plays of every song, the cold songs' included (unknown in a real cold start)
   full = plays.select(np.isin(plays.users, split.train_users))
   if "wmf_upper_bound" in r.methods:  # factors of the cold songs learned from their own plays
-    upper = factorise(config, full, mesh, seed)
-    score("wmf_upper_bound", fold_in_users(config, split.test_history, test_users, upper.item_factors, mesh),
-          upper.item_factors[cold])
+    upper = factorise(config, full, mesh, seed, reg=reg, alpha=alpha)
+    score("wmf_upper_bound", fold_in_users(config, split.test_history, test_users, upper.item_factors, mesh,
+                                           reg=reg, alpha=alpha), upper.item_factors[cold])
   if "popularity" in r.methods:  # cold songs ranked by their number of training listeners
     listeners = np.bincount(full.songs, minlength=plays.n_songs)[cold]
     out["methods"]["popularity"] = recommendation.evaluate_ranking(
