@@ -3,6 +3,9 @@
 (task "regression"; content-based recommendation, mirjax/jobs/recommend.py, writes them).
 
 Opened like any dataset: `--config.data.name=song_factors --config.data.manual_dir=DIR`.
+The examples keep the audio dataset's labels ("tags" or "label"), so the same clips and
+splits also train a tagger or classifier (the supervised pre-training of
+mirjax/jobs/pretrain.py compares both kinds of source task on them).
 An example is the audio dataset's example plus "factors": float32 (k,), and, where the
 folder has them, the statistics of the weighted prediction error (`wpe_terms`):
 "wpe_gram" (k, k), "wpe_b" (k,) and "wpe_c" ().
@@ -126,5 +129,6 @@ def load(cfg, data_dir, load_audio):
     raise DataError(f"{folder} has no 'train' songs (splits: {sorted(sources)})")
   info = Info(name=f"song_factors/{audio_info.name}/{meta.get('name', 'factors')}",
               sample_rate=audio_info.sample_rate, num_examples={s: len(v) for s, v in sources.items()},
-              clip_samples=audio_info.clip_samples, target_dim=int(meta["dim"]))
+              clip_samples=audio_info.clip_samples, target_dim=int(meta["dim"]),
+              tag_names=audio_info.tag_names, class_names=audio_info.class_names)
   return sources, info

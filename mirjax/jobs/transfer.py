@@ -102,9 +102,11 @@ def architecture(run_config) -> str:
   return f"{m.frontend.name}+{m.backend.name}" if "frontend" in m and "backend" in m else m.name
 
 
-def transfer(config, workdir: str) -> dict:
+def transfer(config, workdir: str, extra_sets=None) -> dict:
   """Fits every probe and writes the tables and the plot to WORKDIR; returns transfer.json's
-  contents."""
+  contents. `extra_sets(task, sources, info)`, if given, adds feature sets made elsewhere
+  (e.g. unsupervised features): {(model name, seed or None, layer): {split: (N, D)}}, probed
+  like the rest."""
   check(config, workdir)
   with workdir_lib.lock(workdir, primary=jax.process_index() == 0):
     mesh = sharding.make_mesh(config.mesh.num_devices)
@@ -116,7 +118,7 @@ def transfer(config, workdir: str) -> dict:
       run = evaluate.load_run(path, step_choice, mesh)
       trained_on = run.meta.get("dataset", "?")
       arch = architecture(run.config)
-      model_list.append((f"{arch} trained on {trained_on}", arch, None, run, run.state))
+      model_list.append((f"{arch} trained on {trained_on}", arch, int(run.config.seed), run, run.state))
       if arch not in arch_seen:
         arch_seen.add(arch)
         for seed in config.untrained_seeds:
@@ -153,17 +155,20 @@ def transfer(config, workdir: str) -> dict:
       data_key = json.dumps({k: v for k, v in cfg.data.to_dict().items() if k != "label"}, sort_keys=True,
                             default=str)
       sets = {}  # (model name, seed, layer) -> {split: features}
-      for name, arch, seed, run, state in tqdm(model_list, desc=f"transfer {task}: features", unit="model",
-                                               disable=jax.process_index() != 0, leave=False):
+      for index, (name, arch, seed, run, state) in enumerate(tqdm(
+          model_list, desc=f"transfer {task}: features", unit="model", disable=jax.process_index() != 0,
+          leave=False)):
         if run.system.crop != crop or int(run.config.data.sample_rate) != int(info.sample_rate):
           raise ConfigError(f"{name}: every source must read {crop}-sample crops at {info.sample_rate} Hz")
         layers, step = layer_steps[name]
         for split in SPLITS:
-          key = (data_key, name, seed, split)
+          key = (data_key, index, split)  # sources of one name (seeds of one run) are distinct models
           if key not in feature_cache:
             feature_cache[key], _ = train.run_over_split(state, sources[split], step, mesh=mesh, cfg=cfg,
                                                          crop=crop, target="")
           for layer in layers:
+            if (name, seed, layer) in sets and split == SPLITS[0]:
+              raise ConfigError(f"two sources are both {name!r} with seed {seed}: give them different seeds")
             sets.setdefault((name, seed, layer), {})[split] = feature_cache[key][layer]
       if config.features:
         bank = scattering.scattering_bank(crop, int(config.scattering.J), int(config.scattering.Q))
@@ -178,6 +183,8 @@ def transfer(config, workdir: str) -> dict:
                                                          cfg=cfg, crop=crop, target="")
           for f in config.features:
             sets.setdefault(("hand-crafted", None, f), {})[split] = feature_cache[key][f]
+      if extra_sets is not None:
+        sets.update(extra_sets(task, sources, info))
       for (name, seed, layer), by_split in tqdm(sets.items(), desc=f"transfer {task}: probes", unit="layer",
                                                 disable=jax.process_index() != 0, leave=False):
         for probe in config.probes:

@@ -118,7 +118,9 @@ def content_cnn_config(n_mels: int = 128, hop: int = 512, n_fft: int = 1024) -> 
   cfg.backend.kernel_size = 4  # their length, frames
   cfg.backend.pools = (4, 2)  # max-pooling over time after each conv but the last
   cfg.backend.dense = (256,)  # hidden dense widths after the global pooling
-  cfg.backend.dropout = 0.25  # dropout rate before the output layer
+  # dropout before the linear output layer: none. With 0.25 the validation R^2 of the
+  # recommend job's factors (seed 0, 1,000 steps) was 0.002, without it 0.022
+  cfg.backend.dropout = 0.0
   cfg.backend.input_norm = True  # per-band BatchNorm of the log-mel
   cfg.backend.bn_momentum = 0.99  # its running-average momentum
   return cfg

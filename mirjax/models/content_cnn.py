@@ -46,7 +46,7 @@ class ContentCNN(nn.Module):
   kernel_size: int = 4
   pools: Sequence[int] = (4, 2)
   dense: Sequence[int] = (256,)
-  dropout: float = 0.25
+  dropout: float = 0.0
   input_norm: bool = True
   bn_momentum: float = 0.99
 
