@@ -9,6 +9,10 @@ the held-out songs scored by mAP@500 and AUC against the WMF upper bound, popula
 chance.
 
   python -m mirjax.main --config=configs/recommend.py:smoke --workdir=/tmp/recommend_smoke
+  # your own listening data: Taste Profile triplets (user, song, count) whose song ids are
+  # the names (without extension) of the audio files in a folder (its tags.csv gives each
+  # file's split: valid and test files are the cold-start songs), one clip per file
+  python -m mirjax.main --config=configs/recommend.py --config.data.name=folder --config.data.manual_dir=/data/songs --config.data.clip_seconds=30 --config.recommend.plays_file=/data/train_triplets.txt --workdir=workdirs/recommend_real
 
 The argument is comma-separated words:
   smoke        the smoke data and a few hundred users: the whole pipeline in seconds
@@ -27,6 +31,7 @@ WORDS = ("smoke", "cholesky", "log", "wpe")
 def recommend_config() -> ml_collections.ConfigDict:
   """The listeners, the factorisation, the content features and the regressors."""
   r = ml_collections.ConfigDict()
+  r.plays_file = ""  # a Taste Profile triplet file of real plays ("": simulate listeners)
   r.n_users = 5000  # simulated listeners
   r.seeds = (0, 1, 2)  # each draws its listeners, test users, WMF start and regressor fits
   r.test_user_fraction = 0.2  # users held out: their plays of cold songs are the ground truth

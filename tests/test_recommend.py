@@ -140,3 +140,47 @@ def test_the_cnn_trains_with_the_weighted_prediction_error(tmp_path, data_dir):
   with np.load(os.path.join(tmp_path, "factors", "seed0", "factors.npz")) as z:
     gram = z["train_wpe_gram"]
   assert np.allclose(gram, np.swapaxes(gram, 1, 2), atol=1e-5) and np.all(np.linalg.eigvalsh(gram) > 0)
+
+
+def test_real_plays_from_a_triplet_file_give_the_simulated_runs_results(run, data_dir, tmp_path):
+  """The plays the smoke run simulated, read back from its triplet file as real data, give
+  the same metrics for every method."""
+  c, workdir, results = run
+  c2 = _config("smoke", data_dir)
+  c2.recommend.plays_file = os.path.join(workdir, "listening", "plays_seed0.tsv")
+  c2.recommend.methods = ("wmf_upper_bound", "linear", "popularity", "random")
+  again = recommend.run(c2, str(tmp_path))
+  assert not again["simulated_listeners"] and again["plays_file"]["plays_left_out"] == 0
+  for name in c2.recommend.methods:
+    assert again["seeds"]["0"]["methods"][name]["map@500"] == pytest.approx(
+        results["seeds"]["0"]["methods"][name]["map@500"], abs=1e-6), name
+  assert again["seeds"]["0"]["listening"]["simulated"] is False
+
+
+def test_a_folder_of_songs_with_a_triplet_file(tmp_path, data_dir):
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  folder = tmp_path / "songs"
+  folder.mkdir()
+  rows = ["path,tags,split"]
+  for i in range(24):
+    t = np.arange(16000) / 16000
+    sf.write(folder / f"TR{i:03d}.wav", 0.3 * np.sin(2 * np.pi * (200 + 40 * i) * t), 16000)
+    rows.append(f"TR{i:03d}.wav,{'low' if i % 2 else 'high'},{'train' if i < 16 else ('valid' if i < 20 else 'test')}")
+  (folder / "tags.csv").write_text("\n".join(rows) + "\n")
+  lines = [f"U{u}\tTR{s:03d}\t{rng.integers(1, 5)}" for u in range(60) for s in rng.choice(24, 8, replace=False)]
+  lines.append("U0\tNOT_A_CLIP\t3")
+  (tmp_path / "plays.txt").write_text("\n".join(lines) + "\n")
+  c = _config("smoke", data_dir)
+  c.data.name, c.data.manual_dir, c.data.clip_seconds = "folder", str(folder), 1.0
+  c.data.crop_seconds, c.recommend.clip_seconds = 1.0, 1.0
+  c.recommend.plays_file = str(tmp_path / "plays.txt")
+  c.recommend.methods, c.recommend.k = ("linear", "popularity", "random"), 10
+  recommend.check(c)
+  out = recommend.run(c, str(tmp_path / "run"))
+  assert out["plays_file"]["songs_without_audio"] == 1 and out["plays_file"]["plays_left_out"] == 1
+  listen = out["seeds"]["0"]["listening"]
+  assert listen["songs"] == 24 and listen["cold_songs"] == 8 and listen["test_users"] > 0
+  c.data.name = "mtat"
+  with pytest.raises(ConfigError, match="folder"):
+    recommend.check(c)

@@ -4,9 +4,11 @@ Schrauwen, "Deep content-based music recommendation" (NIPS 2013).
 
   1. listening data: the play counts of `recommend.n_users` SIMULATED listeners over the
      embedded clips (mirjax/data/listening.py: tastes over tags and labels, heavy-tailed
-     popularity and counts), written to WORKDIR/listening/plays.tsv in the Taste Profile
-     triplet format; the clips of the dataset's valid and test splits are the cold-start
-     songs, and a share of users are test users (`listening.split_cold_start`);
+     popularity and counts), written to WORKDIR/listening/plays_seed<S>.tsv in the Taste
+     Profile triplet format; or, with `recommend.plays_file`, real plays read from such a
+     file (`read_listening`: its song ids name the clips of the dataset); the clips of the
+     dataset's valid and test splits are the cold-start songs, and a share of users are
+     test users (`listening.split_cold_start`);
   2. WMF (Hu, Koren & Volinsky 2008; mirjax/unsupervised/wmf.py) of the training users'
      plays of the warm songs: the songs' latent factors are the targets to predict. Its
      weight decay and confidence scale are chosen from `recommend.reg_grid` x
@@ -47,7 +49,7 @@ from tqdm import tqdm
 from mirjax import checkpoint, metrics, sharding, steps
 from mirjax.audio import mel, multiscale
 from mirjax.data import listening, pipeline, song_factors
-from mirjax.errors import ConfigError
+from mirjax.errors import ConfigError, DataError
 from mirjax.evaluation import probes, recommendation
 from mirjax.unsupervised import wmf
 
@@ -59,9 +61,14 @@ METHODS = ("wmf_upper_bound", *CONTENT, "popularity", "random")
 def check(config):
   """ConfigErrors for settings that cannot work, before any data is read."""
   r = config.recommend
-  if config.data.name != "embedded":
+  if r.plays_file and config.data.name not in ("embedded", "folder"):
+    raise ConfigError(f"recommend.plays_file names songs by clip: data.name must be 'embedded' (song ids "
+                      f"'<split>/<index>') or 'folder' (song id = a file's name without extension), not "
+                      f"{config.data.name!r}")
+  if not r.plays_file and config.data.name != "embedded":
     raise ConfigError("the recommend job simulates listeners over the embedded clips "
-                      f"(data.name='embedded'), not {config.data.name!r}")
+                      f"(data.name='embedded'), not {config.data.name!r}; for your own audio and "
+                      "listening data set data.name='folder' and recommend.plays_file")
   if r.solver not in wmf.SOLVERS:
     raise ConfigError(f"recommend.solver={r.solver!r}: choose one of {wmf.SOLVERS}")
   if r.confidence not in ("linear", "log"):
@@ -185,7 +192,8 @@ def train_cnn(config, seed: int, split_songs: dict, factors, wpe, songs, audio, 
   folder = os.path.join(workdir, "factors", f"seed{seed}")
   splits = {s: {"ids": songs.song_ids[i], "factors": factors[i], **({k: v[i] for k, v in wpe.items()} if wpe else {})}
             for s, i in split_songs.items()}
-  song_factors.write(folder, config.data.to_dict(), splits, name=f"seed{seed}", simulated_listeners=True)
+  song_factors.write(folder, config.data.to_dict(), splits, name=f"seed{seed}",
+                     simulated_listeners=not config.recommend.plays_file)
   run_dir = os.path.join(workdir, "cnn", f"seed{seed}")
   results = dict(train.train_and_evaluate(cnn_config(config, folder, seed), run_dir))
   run = evaluate.load_run(run_dir, "best" if config.train.select_by else "last", mesh)
@@ -201,17 +209,55 @@ def train_cnn(config, seed: int, split_songs: dict, factors, wpe, songs, audio, 
   return predict, results
 
 
-def one_seed(config, seed: int, songs, features, mesh, workdir: str, audio=None) -> dict:
-  """Every method's mAP@k and AUC for one seed: its own listeners, test users, WMF start and
-  regressor fits (the same songs and features for all)."""
+def clip_songs(sources, info, data_name: str) -> tuple:
+  """(clip ids (n,) "<split>/<index>", split of each (n,), song id of each (n,)) of every
+  clip of `sources`: an embedded clip is its own song (song id = clip id); a folder clip's
+  song is its file's name without extension, e.g. an MSD track id, one clip per file."""
+  ids, splits, song = [], [], []
+  for split, source in sources.items():
+    for i in range(len(source)):
+      ids.append(f"{split}/{i}")
+      splits.append(split)
+      if data_name == "folder":
+        song.append(os.path.splitext(os.path.basename(info.files[int(source[i]["file_index"])]))[0])
+  song = np.array(ids if data_name != "folder" else song)
+  names, counts = np.unique(song, return_counts=True)
+  if np.any(counts > 1):
+    raise DataError(f"{int(np.sum(counts > 1))} songs ({', '.join(names[counts > 1][:3])}, ...) have several clips: "
+                    "a song is one clip; set data.clip_seconds to at least the files' length")
+  return np.array(ids), np.array(splits), song
+
+
+def read_listening(path: str, clip_ids, song_of_clip) -> tuple:
+  """(plays over the clips, report): the Taste Profile triplets of `path` whose song is a
+  clip of the dataset (`clip_songs`); plays of other songs are left out and counted."""
+  plays = listening.read_taste_profile(path)
+  clip_of = {s: i for i, s in enumerate(song_of_clip)}
+  index = np.array([clip_of.get(s, -1) for s in plays.song_ids], np.int64)
+  keep = index[plays.songs] >= 0
+  if not keep.any():
+    raise DataError(f"none of the {plays.n_songs} songs of {path} is a clip of the dataset: its song ids "
+                    f"must be the clips' ({', '.join(song_of_clip[:3])}, ...)")
+  report = {"file": os.path.abspath(path), "songs_in_file": plays.n_songs,
+            "songs_without_audio": int(np.sum(index < 0)), "plays_left_out": int(np.sum(~keep))}
+  return listening.Plays(plays.users[keep], index[plays.songs[keep]], plays.counts[keep], plays.user_ids,
+                         np.asarray(clip_ids)), report
+
+
+def one_seed(config, seed: int, songs, features, mesh, workdir: str, audio=None, plays=None) -> dict:
+  """Every method's mAP@k and AUC for one seed: its own listeners (simulated, unless
+  `plays` gives real ones), test users, WMF start and regressor fits (the same songs and
+  features for all)."""
   r = config.recommend
-  plays = listening.simulate(songs.values, r.n_users, seed=seed, song_ids=songs.song_ids)
-  listening.write_taste_profile(plays, os.path.join(workdir, "listening", f"plays_seed{seed}.tsv"))
+  simulated = plays is None
+  if simulated:
+    plays = listening.simulate(songs.values, r.n_users, seed=seed, song_ids=songs.song_ids)
+    listening.write_taste_profile(plays, os.path.join(workdir, "listening", f"plays_seed{seed}.tsv"))
   split = listening.split_cold_start(plays, songs.split != "train", r.test_user_fraction, seed=seed)
   cold, warm, test_users = split.cold_songs, split.warm_songs, split.test_users
   relevant = (split.test_target.to_csr()[test_users][:, cold] > 0).astype(np.int8)  # who played which cold song
   out = {"methods": {}, "listening": {
-      "simulated": True, "users": plays.n_users, "songs": plays.n_songs, "plays": plays.n_plays,
+      "simulated": simulated, "users": plays.n_users, "songs": plays.n_songs, "plays": plays.n_plays,
       "train_users": len(split.train_users), "test_users": len(test_users), "dropped_users": len(split.dropped_users),
       "warm_songs": len(warm), "cold_songs": len(cold), "train_plays": split.train.n_plays,
       "test_target_plays": split.test_target.n_plays}}
@@ -280,7 +326,17 @@ def run(config, workdir: str) -> dict:
   digest = checkpoint.config_hash({**{s: config[s].to_dict() for s in ("data", "model", "task", "train", "optim", "eval")},
                                    "recommend": {k: v for k, v in r.to_dict().items() if k != "seeds"}})
   sources, info = pipeline.load(config.data)
-  songs = listening.embedded_song_attributes(config.data.config, data_dir=config.data.data_dir or None)
+  plays, read_report = None, None
+  if r.plays_file:  # real listening data over the dataset's clips
+    clip_ids, splits, song_of_clip = clip_songs(sources, info, config.data.name)
+    plays, read_report = read_listening(r.plays_file, clip_ids, song_of_clip)
+    songs = listening.SongAttributes(values=np.zeros((len(clip_ids), 0), np.float32), names=(), song_ids=clip_ids,
+                                     split=splits, piece=np.zeros(len(clip_ids), np.int32))
+    stat = os.stat(r.plays_file)
+    digest = checkpoint.config_hash({"settings": digest, "plays": [os.path.abspath(r.plays_file), stat.st_size,
+                                                                   stat.st_mtime_ns]})
+  else:
+    songs = listening.embedded_song_attributes(config.data.config, data_dir=config.data.data_dir or None)
   features = None
   per_seed = {}
   for seed in r.seeds:
@@ -293,7 +349,7 @@ def run(config, workdir: str) -> dict:
         continue
     if features is None:
       features = content_features(config, songs, sources, int(info.sample_rate))
-    per_seed[str(seed)] = {**one_seed(config, int(seed), songs, features, mesh, workdir, sources),
+    per_seed[str(seed)] = {**one_seed(config, int(seed), songs, features, mesh, workdir, sources, plays),
                            "settings_hash": digest}
     metrics.write_json(path, per_seed[str(seed)])
   k = f"map@{r.k}"
@@ -305,7 +361,8 @@ def run(config, workdir: str) -> dict:
                      "users": [m["users"] for m in runs]}
   best = max((m for m in methods if m in CONTENT), key=lambda m: methods[m][k])
   results = {"method": best, k: methods[best][k], "auc": methods[best]["auc"], "methods": methods,
-             "seeds": per_seed, "simulated_listeners": True, "config_hash": checkpoint.config_hash(config.to_dict()),
+             "seeds": per_seed, "simulated_listeners": not r.plays_file, "plays_file": read_report,
+             "config_hash": checkpoint.config_hash(config.to_dict()),
              "dataset": info.name, "wall_time_s": time.time() - t0}
   table = summary(methods, r.k, len(per_seed))
   with open(os.path.join(workdir, "recommendation.md"), "w") as f:
