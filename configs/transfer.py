@@ -36,7 +36,7 @@ def pretrain_config() -> ml_collections.ConfigDict:
   p.tag_factors = 8  # latent factors of the clips x tags matrix (19 tags)
   p.tag_reg, p.tag_alpha = 1.0, 10.0  # its l2 weight and confidence 1 + alpha (a tag is a count of 1)
   p.listening_factors = 32  # latent factors of the simulated listening data
-  p.listening_reg, p.listening_alpha = 100.0, 1.0  # the recommend job's choice on validation users (seed 0)
+  p.listening_reg, p.listening_alpha = 30.0, 0.25  # the recommend job's choice on validation users (seeds 0, 1)
   p.n_users = 5000  # simulated listeners
   p.kmeans = True  # compare with spherical k-means features learned from the source clips
   return p
