@@ -23,7 +23,9 @@ from mirjax.errors import ConfigError
 
 DATASETS = ("gtzan", "esc50", "nsynth", "mtat")
 WORDS = ("smoke", *DATASETS)
-TARGETS = ("tempo", "texture", "drums", "composer")  # the embedded labels no source task is trained on
+# target tasks: the embedded class labels. tempo, texture and drums are functions of the tags
+# (the "tags" source learns what they are made of); composer is not
+TARGETS = ("tempo", "texture", "drums", "composer")
 
 
 def pretrain_config() -> ml_collections.ConfigDict:

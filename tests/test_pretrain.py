@@ -9,7 +9,7 @@ import pytest
 from sklearn import metrics as skm
 
 from mirjax import config as config_lib, sharding
-from mirjax.data import pipeline
+from mirjax.data import pipeline, song_factors
 from mirjax.errors import ConfigError
 from mirjax.jobs import pretrain
 
@@ -56,7 +56,8 @@ def test_source_networks_see_only_training_clips(run, data_dir):
       ids = {s: set(z[f"{s}_ids"]) for s in ("train", "valid")}
     assert all(i.startswith("train/") for s in ids.values() for i in s) and not ids["train"] & ids["valid"]
     seen[source] = ids
-    assert os.path.exists(os.path.join(workdir, "sources", f"{source}_seed0", "results.json"))
+    run_dir = f"{source}_seed0_{song_factors.digest(folder)}"  # named by its targets
+    assert os.path.exists(os.path.join(workdir, "sources", run_dir, "results.json"))
   assert all(v == seen["tags"] for v in seen.values())  # every source: the same clips, the same split
   assert results["factors"]["tag_factors"]["dim"] == c.pretrain.tag_factors
 

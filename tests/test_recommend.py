@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mirjax import config as config_lib
-from mirjax.data import listening
+from mirjax.data import listening, song_factors
 from mirjax.errors import ConfigError
 from mirjax.jobs import recommend
 
@@ -102,7 +102,9 @@ def test_the_cnn_trains_on_a_song_factor_dataset_of_the_warm_songs(run, data_dir
   listen = results["seeds"]["0"]["listening"]
   assert info.target_dim == c.recommend.factors
   assert len(sources["train"]) + len(sources["valid"]) == listen["warm_songs"]  # no cold song trains it
-  assert os.listdir(os.path.join(workdir, "cnn", "seed0", "best"))
+  (run_dir,) = [d for d in os.listdir(os.path.join(workdir, "cnn")) if d.startswith("seed0_")]
+  assert run_dir == f"seed0_{song_factors.digest(os.path.join(workdir, 'factors', 'seed0'))}"
+  assert os.listdir(os.path.join(workdir, "cnn", run_dir, "best"))
 
 
 def test_wmf_selection_sees_no_test_user_and_no_cold_song(data_dir, monkeypatch):
@@ -138,8 +140,25 @@ def test_the_cnn_trains_with_the_weighted_prediction_error(tmp_path, data_dir):
   cnn = results["seeds"]["0"]["methods"]["cnn"]
   assert cnn["loss"] == "wpe" and 0.0 <= cnn["auc"] <= 1.0 and np.isfinite(cnn["valid_mse"])
   with np.load(os.path.join(tmp_path, "factors", "seed0", "factors.npz")) as z:
-    gram = z["train_wpe_gram"]
-  assert np.allclose(gram, np.swapaxes(gram, 1, 2), atol=1e-5) and np.all(np.linalg.eigvalsh(gram) > 0)
+    ids, gram, b, const = z["train_ids"], z["train_wpe_gram"], z["train_wpe_b"], z["train_wpe_c"]
+  # the stored terms give, for any y, the error over the training users of the seed's own WMF
+  songs = listening.embedded_song_attributes(c.data.config, data_dir=data_dir)
+  plays = listening.simulate(songs.values, c.recommend.n_users, seed=0, song_ids=songs.song_ids)
+  split = listening.split_cold_start(plays, songs.split != "train", c.recommend.test_user_fraction, seed=0)
+  from mirjax import sharding  # pylint: disable=import-outside-toplevel
+  chosen = results["seeds"]["0"]["wmf_selection"]
+  fit = recommend.factorise(c, split.train, sharding.make_mesh(c.mesh.num_devices), 0, reg=chosen["reg"],
+                            alpha=chosen["alpha"])
+  X = fit.user_factors[split.train_users]
+  counts = split.train.to_csr().toarray()[split.train_users]
+  P = (counts > 0).astype(float)
+  C = np.asarray(recommend._confidence(c, counts.ravel(), chosen["alpha"])).reshape(counts.shape)  # pylint: disable=protected-access
+  y = np.random.default_rng(0).normal(size=(3, X.shape[1]))
+  for row in range(3):
+    song = list(songs.song_ids).index(ids[row])
+    direct = np.sum(C[:, song] * (P[:, song] - X @ y[row]) ** 2) / len(X)
+    stored = y[row] @ gram[row] @ y[row] - 2 * b[row] @ y[row] + const[row]
+    assert stored == pytest.approx(direct, rel=1e-3)
 
 
 def test_real_plays_from_a_triplet_file_give_the_simulated_runs_results(run, data_dir, tmp_path):

@@ -97,13 +97,24 @@ def test_song_factor_dataset_pairs_each_clip_with_its_factors(tmp_path):
   np.testing.assert_array_equal(sources["valid"][0]["audio"], audio["valid"][last]["audio"])
   np.testing.assert_allclose(sources["valid"][0]["factors"], splits["valid"]["factors"][0], rtol=1e-6)
   c.data.manual_dir = str(tmp_path / "nothing")
-  with pytest.raises(DataError, match="recommend run"):
+  with pytest.raises(DataError, match="song-factor folder"):
     pipeline.load(c.data)
   song_factors.write(str(tmp_path / "bad"), base.base(models.content_cnn_config()).data.to_dict(),
                      {"train": {"ids": ["train/100000"], "factors": np.zeros((1, 3))}})
   c.data.manual_dir = str(tmp_path / "bad")
   with pytest.raises(DataError, match="train/100000"):
     pipeline.load(c.data)
+
+
+def test_a_folder_digest_changes_with_its_factors_only(tmp_path):
+  base_cfg = {"name": "embedded", "config": "smoke"}
+  split = {"train": {"ids": ["train/0", "train/1"], "factors": np.eye(2)}}
+  song_factors.write(str(tmp_path / "a"), base_cfg, split)
+  first = song_factors.digest(str(tmp_path / "a"))
+  song_factors.write(str(tmp_path / "a"), base_cfg, split)  # written again: same contents, same digest
+  assert song_factors.digest(str(tmp_path / "a")) == first
+  song_factors.write(str(tmp_path / "a"), base_cfg, {"train": {"ids": ["train/0", "train/1"], "factors": 2 * np.eye(2)}})
+  assert song_factors.digest(str(tmp_path / "a")) != first  # new targets: runs on them start anew
 
 
 def test_train_job_regresses_factors_with_the_weighted_prediction_error(tmp_path):

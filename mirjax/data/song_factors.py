@@ -46,17 +46,34 @@ def wpe_terms(user_factors: np.ndarray, users: np.ndarray, songs: np.ndarray, co
   X = np.asarray(user_factors, np.float64)
   n_users, k = X.shape
   users, songs = np.asarray(users), np.asarray(songs)
+  for name, index, n in (("users", users, n_users), ("songs", songs, n_songs)):
+    if index.size and (index.min() < 0 or index.max() >= n):
+      raise ValueError(f"wpe_terms: {name} must index [0, {n}), got [{index.min()}, {index.max()}]")
   c = np.asarray(confidence, np.float64)
   gram = np.broadcast_to(X.T @ X, (n_songs, k, k)).copy()  # X^T X: every c_ui = 1
-  for start in range(0, len(users), 4096):  # + X^T (C_i - I) X over the plays, in bounded memory
+  b = np.zeros((n_songs, k))
+  for start in range(0, len(users), 4096):  # + X^T (C_i - I) X and X^T C_i p_i over the plays, in bounded memory
     part = slice(start, start + 4096)
     x = X[users[part]]
     np.add.at(gram, songs[part], x[:, :, None] * x[:, None, :] * (c[part] - 1.0)[:, None, None])
-  b = np.zeros((n_songs, X.shape[1]))
-  np.add.at(b, songs, X[users] * c[:, None])
+    np.add.at(b, songs[part], x * c[part, None])
   const = np.bincount(songs, weights=c, minlength=n_songs)
   return {"wpe_gram": (gram / n_users).astype(np.float32), "wpe_b": (b / n_users).astype(np.float32),
           "wpe_c": (const / n_users).astype(np.float32)}
+
+
+def digest(folder: str) -> str:
+  """A short hash of a song-factor folder's arrays and manifest: runs trained on it are
+  kept under a name with it, so new factors never resume an old run."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  h = hashlib.sha1()
+  with open(os.path.join(folder, MANIFEST), "rb") as f:
+    h.update(f.read())
+  with np.load(os.path.join(folder, ARRAYS)) as z:  # the contents: a zip's bytes carry its time of writing
+    for name in sorted(z.files):
+      h.update(name.encode())
+      h.update(np.ascontiguousarray(z[name]).tobytes())
+  return h.hexdigest()[:12]
 
 
 def write(folder: str, base: dict, splits: dict, **extra_meta):
@@ -111,8 +128,8 @@ def load(cfg, data_dir, load_audio):
   folder = cfg.manual_dir
   manifest, arrays = os.path.join(folder, MANIFEST), os.path.join(folder, ARRAYS)
   if not (os.path.exists(manifest) and os.path.exists(arrays)):
-    raise DataError(f"{folder} holds no {MANIFEST} and {ARRAYS}: --config.data.manual_dir must name the "
-                    "song-factor folder a recommend run wrote (WORKDIR/factors/seed<S>)")
+    raise DataError(f"{folder} holds no {MANIFEST} and {ARRAYS}: --config.data.manual_dir must name a "
+                    "song-factor folder (WORKDIR/factors/... of a recommend or pretrain run)")
   with open(manifest) as f:
     meta = json.load(f)
   base = cfg.copy_and_resolve_references()

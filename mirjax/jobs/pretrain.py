@@ -11,13 +11,20 @@ tasks' valid or test splits is seen by a source. Source tasks (`pretrain.sources
   tag_factors        WMF (mirjax/unsupervised/wmf.py) of the clips x tags matrix, a tag
                      being a "user" who "played" the clips it describes; the network
                      regresses each clip's latent factors (task "regression", MSE)
-  listening_factors  WMF of SIMULATED listening data over the clips (mirjax/data/listening.py,
-                     as the recommend job); the network regresses the song factors
+  listening_factors  WMF of SIMULATED listening data over the source clips (mirjax/data/
+                     listening.py, as the recommend job, but tastes over the clips' tags only:
+                     no label of a target task shapes it); the network regresses the factors
   tags               the network predicts the tags themselves (task "tagging")
 Each source trains the same network (the content CNN of the recommend job by default,
-`config.source`) from every seed of `pretrain.seeds`, in WORKDIR/sources/<source>_seed<S>
-(a finished run is reused, a stopped one resumes); the factors are in
-WORKDIR/factors/<source> (a "song_factors" dataset).
+`config.source`) from every seed of `pretrain.seeds`, in
+WORKDIR/sources/<source>_seed<S>_<hash of its targets> (a finished run is reused, a stopped
+one resumes, new factors train anew); the factors are in WORKDIR/factors/<source> (a
+"song_factors" dataset).
+
+The embedded labels tempo, drums and texture are functions of the tags (mirjax/data/
+embedded: "fast"/"slow", "drums"/"beat", "solo" and the instrument families), so the
+"tags" source is trained on what they are made of; composer is not a tag, the one target
+no source names.
 
 Then the transfer job (mirjax/jobs/transfer.py, `config.transfer`) probes every layer of
 every source network on the target tasks (embedded labels; GTZAN, ESC-50, NSynth or
@@ -60,6 +67,7 @@ def check(config):
     raise ConfigError(f"pretrain.valid_fraction={p.valid_fraction}: choose a share in (0, 0.5)")
   if jax.process_count() > 1:
     raise ConfigError("the pretrain job runs in one process (over all of its devices)")
+  transfer.check_settings(config.transfer)  # before any source network trains
 
 
 def source_songs(config):
@@ -92,9 +100,10 @@ def source_factors(config, source: str, songs, clips: np.ndarray, mesh) -> np.nd
     plays = listening.Plays(tags, clip, np.ones(len(tags), np.int64), np.array([songs.names[i] for i in tag_cols]),
                             songs.song_ids)
     y = _wmf(plays, p.tag_factors, p.tag_reg, p.tag_alpha, p.sweeps, mesh)
-  elif source == "listening_factors":
-    plays = listening.simulate(songs.values, p.n_users, seed=0, song_ids=songs.song_ids)
-    plays = plays.select(keep[plays.songs])
+  elif source == "listening_factors":  # listeners' tastes over the source clips' tags only
+    tag_cols = [i for i, n in enumerate(songs.names) if n.startswith("tag:")]
+    plays = listening.simulate(songs.values[clips][:, tag_cols], p.n_users, seed=0, song_ids=songs.song_ids[clips])
+    plays = listening.Plays(plays.users, clips[plays.songs], plays.counts, plays.user_ids, songs.song_ids)
     y = _wmf(plays, p.listening_factors, p.listening_reg, p.listening_alpha, p.sweeps, mesh)
   else:
     raise ValueError(f"{source!r} has no factors")
@@ -172,8 +181,9 @@ def run(config, workdir: str) -> dict:
                        {s: {"ids": songs.song_ids[i], "factors": y[i]} for s, i in splits.items()},
                        name=source, simulated_listeners=source == "listening_factors")
     factors_used[source] = {"dim": int(y.shape[1])} if source != "tags" else {}
+    key = song_factors.digest(folder)  # new factors or clips train new networks, never resume old ones
     for seed in config.pretrain.seeds:
-      path = os.path.join(workdir, "sources", f"{source}_seed{seed}")
+      path = os.path.join(workdir, "sources", f"{source}_seed{seed}_{key}")
       os.makedirs(path, exist_ok=True)
       compare._run(source_config(config, source, seed, folder), path)  # pylint: disable=protected-access
       runs.append(path)
@@ -212,7 +222,7 @@ def selected_table(rows) -> list:
     groups.setdefault((r["task"], model, r["probe"]), {}).setdefault(r["seed"], []).append(r)
   out = []
   for (task, model, probe), by_seed in groups.items():
-    best = [max(rs, key=lambda r: r["valid"]) for rs in by_seed.values()]
+    best = [max(rs, key=lambda r: -np.inf if np.isnan(r["valid"]) else r["valid"]) for rs in by_seed.values()]
     tests = np.array([b["test"] for b in best], float)
     out.append({"task": task, "metric": best[0]["metric"], "features": model, "probe": probe,
                 "test": float(tests.mean()), "test_std": float(tests.std()), "seeds": len(best),

@@ -22,7 +22,8 @@ Schrauwen, "Deep content-based music recommendation" (NIPS 2013).
      job on 3 s windows (`config.data.crop_seconds`) with the mean squared error, or its
      weighted prediction error (`config.task.loss = "wpe"`), a clip's prediction being the
      mean over its `config.eval.n_chunks` windows; its song factors are written to
-     WORKDIR/factors/seed<S> (a "song_factors" dataset) and its run is WORKDIR/cnn/seed<S>;
+     WORKDIR/factors/seed<S> (a "song_factors" dataset) and its run is
+     WORKDIR/cnn/seed<S>_<hash of those factors> (new factors never resume an old run);
   4. test users' factors folded in from their plays of warm songs; every test user's cold
      songs ranked by the dot product of their factors with each song's predicted factors;
      mAP@`recommend.k` and AUC against the songs they played (mirjax/evaluation/recommendation.py).
@@ -194,7 +195,8 @@ def train_cnn(config, seed: int, split_songs: dict, factors, wpe, songs, audio, 
             for s, i in split_songs.items()}
   song_factors.write(folder, config.data.to_dict(), splits, name=f"seed{seed}",
                      simulated_listeners=not config.recommend.plays_file)
-  run_dir = os.path.join(workdir, "cnn", f"seed{seed}")
+  # named by its targets: new factors (other listeners or WMF settings) train a new network
+  run_dir = os.path.join(workdir, "cnn", f"seed{seed}_{song_factors.digest(folder)}")
   results = dict(train.train_and_evaluate(cnn_config(config, folder, seed), run_dir))
   run = evaluate.load_run(run_dir, "best" if config.train.select_by else "last", mesh)
   state_shardings = jax.tree.map(lambda _: sharding.replicated(mesh), run.system.abstract_state)
@@ -324,7 +326,8 @@ def run(config, workdir: str) -> dict:
   for sub in ("listening", "seeds"):
     os.makedirs(os.path.join(workdir, sub), exist_ok=True)
   digest = checkpoint.config_hash({**{s: config[s].to_dict() for s in ("data", "model", "task", "train", "optim", "eval")},
-                                   "recommend": {k: v for k, v in r.to_dict().items() if k != "seeds"}})
+                                   "recommend": {k: v for k, v in r.to_dict().items() if k != "seeds"},
+                                   "audio_folder": os.path.abspath(config.data.manual_dir) if config.data.manual_dir else ""})
   sources, info = pipeline.load(config.data)
   plays, read_report = None, None
   if r.plays_file:  # real listening data over the dataset's clips

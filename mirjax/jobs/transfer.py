@@ -63,6 +63,12 @@ def check(config, workdir: str):
     with c.unlocked():
       c.trained, c.splits = s, ("test",)
     evaluate.check(c, workdir)
+  check_settings(config)
+
+
+def check_settings(config):
+  """The settings of `check` that need no source run: tasks, their folders, probes and
+  feature sets (a job that trains its sources first checks these before it starts)."""
   tasks = _tasks_of(config)
   bad = [t for t in tasks if t not in EMBEDDED_TASKS + DATASET_TASKS]
   if bad or not tasks:
