@@ -12,7 +12,7 @@ statistics. One command writes WORKDIR/pretrain.md; it resumes where it stopped.
   python -m mirjax.main --config=configs/transfer.py:gtzan --config.transfer.manual_dirs.gtzan=/data/gtzan --workdir=workdirs/transfer_gtzan
 
 The argument is comma-separated words:
-  smoke                      the whole pipeline on the smoke data, in about a minute
+  smoke                      the whole pipeline on the smoke data, in about two minutes
   gtzan, esc50, nsynth, mtat also probe that dataset (its folder as distributed, named by
                              --config.transfer.manual_dirs.<name>) as a target task
 """
