@@ -23,7 +23,6 @@ The argument is comma-separated words:
 import ml_collections
 
 from mirjax import config as base, models
-from mirjax.errors import ConfigError
 
 WORDS = ("smoke", "cholesky", "log", "wpe")
 
@@ -62,11 +61,7 @@ def recommend_config() -> ml_collections.ConfigDict:
 
 
 def get_config(arg=None):
-  flags = [w for w in (arg or "").split(",") if w]
-  unknown = [w for w in flags if w not in WORDS]
-  if unknown or len(set(flags)) != len(flags):
-    raise ConfigError(f"configs/recommend.py: config argument {arg!r}: {unknown or flags} unknown or "
-                      f"repeated; the words are {list(WORDS)}")
+  flags = base.words(arg, WORDS, "configs/recommend.py")
   # The content CNN (models/content_cnn.py); its log-mel front-end is every content method's
   c = base.base(models.content_cnn_config(n_mels=64, hop=512, n_fft=1024))
   c.job = "recommend"

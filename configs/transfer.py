@@ -19,7 +19,6 @@ The argument is comma-separated words:
 import ml_collections
 
 from mirjax import config as config_lib
-from mirjax.errors import ConfigError
 
 DATASETS = ("gtzan", "esc50", "nsynth", "mtat")
 WORDS = ("smoke", *DATASETS)
@@ -45,11 +44,7 @@ def pretrain_config() -> ml_collections.ConfigDict:
 
 
 def get_config(arg=None):
-  words = [w for w in (arg or "").split(",") if w]
-  unknown = [w for w in words if w not in WORDS]
-  if unknown or len(set(words)) != len(words):
-    raise ConfigError(f"configs/transfer.py: config argument {arg!r}: {unknown or words} unknown or repeated; "
-                      f"the words are {list(WORDS)}")
+  words = config_lib.words(arg, WORDS, "configs/transfer.py")
   smoke = "smoke" in words
   c = ml_collections.ConfigDict()
   c.job = "pretrain"

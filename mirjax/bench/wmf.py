@@ -26,7 +26,6 @@ from mirjax.bench import one_host_device_per_core
 
 one_host_device_per_core()
 
-
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402

@@ -217,11 +217,11 @@ def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: st
   fields = ((target,) if target else ()) + tuple(extra)  # self-supervised: audio only
 
   def random_crop(ex, rng: np.random.Generator):
-    missing = [f for f in fields if f not in ex]
-    if missing:
-      raise DataError(f"the task reads example fields {missing} this dataset does not have "
-                      f"(it has {sorted(ex)})")
-    targets = {f: ex[f] for f in fields}
+    try:
+      targets = {f: ex[f] for f in fields}
+    except KeyError:
+      raise DataError(f"the task reads example fields {[f for f in fields if f not in ex]} this dataset does "
+                      f"not have (it has {sorted(ex)})") from None
     if "audio" not in ex:  # a feature dataset: nothing to crop
       return {**other_inputs(ex), **targets}
     audio = fit_length(ex["audio"], crop)

@@ -21,7 +21,6 @@ from are unchanged; training resumes from its checkpoint. WORKDIR/dictionary.png
 atoms of the widest window, de-whitened, per level.
 """
 import copy
-import functools
 import json
 import os
 import time
@@ -137,7 +136,8 @@ def learn(config, windows: dict, mesh) -> dict:
   return out
 
 
-def _save_dictionaries(path, learned, digest):
+def save_dictionaries(path, learned, digest):
+  """Write learned dictionaries to `path` (.npz) with the settings `digest` they belong to."""
   arrays = {"settings": np.array(digest)}
   for (level, width), (w, c, obj) in learned.items():
     p = f"l{level}_w{width}_"
@@ -150,7 +150,8 @@ def _save_dictionaries(path, learned, digest):
   os.replace(tmp, path)
 
 
-def _load_dictionaries(path, digest, keys):
+def load_dictionaries(path, digest, keys):
+  """The dictionaries of `keys` kept in `path`, or None when absent or of other settings."""
   if not os.path.exists(path):
     return None
   with np.load(path) as z:
@@ -162,6 +163,27 @@ def _load_dictionaries(path, digest, keys):
       w = whitening.Whitening(z[p + "mean"], z[p + "components"], z[p + "variances"], float(z[p + "eps"]))
       out[(level, width)] = (w, z[p + "centroids"] if p + "centroids" in z.files else None, float(z[p + "objective"]))
   return out
+
+
+def learn_and_save(config, source, mesh, sr: int, n_samples: int, path: str, digest: str) -> dict:
+  """Dictionaries learned from windows of the clips of `source`, kept in `path`."""
+  learned = learn(config, sample_windows(config, source, mesh, sr, n_samples), mesh)
+  save_dictionaries(path, learned, digest)
+  return learned
+
+
+def feature_program(config, learned: dict, sr: int, mesh):
+  """`feature_fn`, jitted with its clips split over the mesh's data axis."""
+  rows = sharding.batch_sharding(mesh)
+  return jax.jit(feature_fn(config, learned, sr), in_shardings=rows, out_shardings=rows)
+
+
+def clip_features(fn, source, n_samples: int, batch: int, mesh, desc: str) -> np.ndarray:
+  """(len(source), D): `fn` (`feature_program`) of every clip's first n_samples."""
+  rows = sharding.batch_sharding(mesh)
+  return np.concatenate([np.asarray(fn(jax.device_put(audio, rows)))[:real] for audio, real in tqdm(
+      pipeline.clip_batches(source, n_samples, batch), desc=desc, total=-(-len(source) // batch), unit="batch",
+      leave=False)])
 
 
 def feature_fn(config, learned: dict, sr: int):
@@ -188,8 +210,7 @@ def feature_fn(config, learned: dict, sr: int):
 def extract(config, sources, learned, mesh, sr: int, n_samples: int, folder: str, digest: str) -> int:
   """Writes features_<split>.npz of every split not written yet with these settings; the
   features' width D."""
-  rows = sharding.batch_sharding(mesh)
-  fn = jax.jit(feature_fn(config, learned, sr), in_shardings=rows, out_shardings=rows)
+  fn = feature_program(config, learned, sr, mesh)
   done_file = os.path.join(folder, "splits_done.json")
   done = {}
   if os.path.exists(done_file):
@@ -199,11 +220,7 @@ def extract(config, sources, learned, mesh, sr: int, n_samples: int, folder: str
   for split, source in sources.items():
     if done.get(split) == digest:
       continue
-    parts = []
-    for audio, real in tqdm(pipeline.clip_batches(source, n_samples, config.kmeans.batch_clips), desc=f"kmeans: {split} features",
-                            total=-(-len(source) // config.kmeans.batch_clips), unit="batch", leave=False):
-      parts.append(np.asarray(fn(jax.device_put(audio, rows)))[:real])
-    feats = np.concatenate(parts)
+    feats = clip_features(fn, source, n_samples, config.kmeans.batch_clips, mesh, f"kmeans: {split} features")
     dim = feats.shape[1]
     targets = {}
     for name in ("tags", "label"):
@@ -268,13 +285,11 @@ def run(config, workdir: str) -> dict:
   digest = checkpoint.config_hash(settings(config))
   keys = [(l, w) for l in levels_of(config) for w in config.kmeans.windows]
   dict_path = os.path.join(folder, "dictionary.npz")
-  learned = _load_dictionaries(dict_path, digest, keys)
+  learned = load_dictionaries(dict_path, digest, keys)
   t_learn = 0.0
   if learned is None:
     t = time.time()
-    windows = sample_windows(config, sources["train"], mesh, sr, n_samples)
-    learned = learn(config, windows, mesh)
-    _save_dictionaries(dict_path, learned, digest)
+    learned = learn_and_save(config, sources["train"], mesh, sr, n_samples, dict_path, digest)
     t_learn = time.time() - t
     plot_dictionary(os.path.join(workdir, "dictionary.png"), learned, int(config.kmeans.n_mels))
   t = time.time()

@@ -42,7 +42,6 @@ import time
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from mirjax import checkpoint, metrics, sharding
 from mirjax.data import listening, pipeline, song_factors
@@ -94,14 +93,13 @@ def source_factors(config, source: str, songs, clips: np.ndarray, mesh) -> np.nd
   p = config.pretrain
   keep = np.zeros(len(songs.song_ids), bool)
   keep[clips] = True
+  tag_cols = [i for i, n in enumerate(songs.names) if n.startswith("tag:")]
   if source == "tag_factors":  # clips x tags, each tag a "user" of the clips it describes
-    tag_cols = [i for i, n in enumerate(songs.names) if n.startswith("tag:")]
     tags, clip = np.nonzero(songs.values[:, tag_cols].T * keep[None])
     plays = listening.Plays(tags, clip, np.ones(len(tags), np.int64), np.array([songs.names[i] for i in tag_cols]),
                             songs.song_ids)
     y = _wmf(plays, p.tag_factors, p.tag_reg, p.tag_alpha, p.sweeps, mesh)
   elif source == "listening_factors":  # listeners' tastes over the source clips' tags only
-    tag_cols = [i for i, n in enumerate(songs.names) if n.startswith("tag:")]
     plays = listening.simulate(songs.values[clips][:, tag_cols], p.n_users, seed=0, song_ids=songs.song_ids[clips])
     plays = listening.Plays(plays.users, clips[plays.songs], plays.counts, plays.user_ids, songs.song_ids)
     y = _wmf(plays, p.listening_factors, p.listening_reg, p.listening_alpha, p.sweeps, mesh)
@@ -137,13 +135,11 @@ def kmeans_sets(config, songs, clips, mesh, workdir: str):
   digest = checkpoint.config_hash({**kmeans.settings(kc), "clips": songs.song_ids[clips].tolist()})
   path = os.path.join(workdir, "kmeans", "dictionary.npz")
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  learned = kmeans._load_dictionaries(path, digest, keys)  # pylint: disable=protected-access
+  learned = kmeans.load_dictionaries(path, digest, keys)
   if learned is None:
     clip_source = song_factors.FactorSource(audio, songs.song_ids[clips], {})
-    learned = kmeans.learn(kc, kmeans.sample_windows(kc, clip_source, mesh, sr, n_samples), mesh)
-    kmeans._save_dictionaries(path, learned, digest)  # pylint: disable=protected-access
-  rows = sharding.batch_sharding(mesh)
-  fn = jax.jit(kmeans.feature_fn(kc, learned, sr), in_shardings=rows, out_shardings=rows)
+    learned = kmeans.learn_and_save(kc, clip_source, mesh, sr, n_samples, path, digest)
+  fn = kmeans.feature_program(kc, learned, sr, mesh)
   cache = {}
 
   def sets(task, sources, task_info):
@@ -154,10 +150,8 @@ def kmeans_sets(config, songs, clips, mesh, workdir: str):
     for split, source in sources.items():
       key = (task_info.name.split("/")[0], split, len(source))
       if key not in cache:
-        parts = [np.asarray(fn(jax.device_put(a, rows)))[:real] for a, real in tqdm(
-            pipeline.clip_batches(source, n_samples, kc.kmeans.batch_clips), desc=f"k-means features: {split}",
-            unit="batch", leave=False)]
-        cache[key] = np.concatenate(parts)
+        cache[key] = kmeans.clip_features(fn, source, n_samples, kc.kmeans.batch_clips, mesh,
+                                          f"k-means features: {split}")
       out[split] = cache[key]
     return {(KMEANS, None, "features"): out}
   return sets
