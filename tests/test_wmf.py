@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -93,6 +94,25 @@ def test_a_half_sweep_solves_every_row_as_hu_et_al(solver):
   np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
+def test_rows_with_few_plays_are_solved_exactly_by_the_woodbury_form():
+  """At k = 24, rows of up to 12 plays take the low-rank (n x n) path and the heavy row the
+  k x k one; both equal the dense solve, with confidences up to 1 + 40 * 20."""
+  u, i, _ = _plays(40, 30, density=0.2, heavy_row=5)
+  c = wmf.confidence(np.random.default_rng(9).integers(1, 21, u.size), alpha=40.0)
+  C, P = _dense(u, i, c, (40, 30))
+  rng = np.random.default_rng(10)
+  X, Y = rng.normal(size=(40, 24)).astype(np.float32), (0.3 * rng.normal(size=(30, 24))).astype(np.float32)
+  lay = wmf.place(wmf.layout(u, i, c, 40, 30, slots=64), None)
+  widths = {b[1].shape[-1] for b in lay.buckets}
+  assert min(widths) <= 12 < max(widths), widths
+  got = np.asarray(wmf.half_sweep(X, Y, lay.buckets, 0.5, solver="cholesky"))
+  want = _exact_rows(Y, C, P, 0.5)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+  W = np.asarray(wmf.whitener(wmf._gram(jnp.asarray(Y), 0.5)), np.float64)  # G^{-1} = W W^T
+  G = Y.astype(np.float64).T @ Y + 0.5 * np.eye(24)
+  np.testing.assert_allclose(W @ W.T @ G, np.eye(24), atol=1e-4)
+
+
 @pytest.mark.parametrize("solver", ["cholesky", "cg"])
 def test_als_decreases_the_objective_every_sweep(solver):
   u, i, c = _plays(60, 50, seed=3)
@@ -102,10 +122,11 @@ def test_als_decreases_the_objective_every_sweep(solver):
   assert np.all(np.diff(res.objective) <= 1e-5 * res.objective[:-1]), res.objective
 
 
-def test_sharded_als_equals_one_device():
+@pytest.mark.parametrize("factors", [4, 16])  # 16: narrow rows take the Woodbury form
+def test_sharded_als_equals_one_device(factors):
   u, i, c = _plays(64, 48, seed=4, heavy_row=7)
-  one = wmf.fit(u, i, c, 64, 48, factors=4, reg=0.1, sweeps=3, solver="cholesky")
-  eight = wmf.fit(u, i, c, 64, 48, factors=4, reg=0.1, sweeps=3, solver="cholesky",
+  one = wmf.fit(u, i, c, 64, 48, factors=factors, reg=0.1, sweeps=3, solver="cholesky")
+  eight = wmf.fit(u, i, c, 64, 48, factors=factors, reg=0.1, sweeps=3, solver="cholesky",
                   mesh=sharding.make_mesh(8))
   np.testing.assert_allclose(eight.user_factors, one.user_factors, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(eight.objective, one.objective, rtol=1e-5)
@@ -135,8 +156,8 @@ def test_fold_in_is_the_exact_solve_for_new_users():
   np.testing.assert_allclose(wmf.fold_in(u, i, c, 10, Y, reg=0.2), _exact_rows(Y, C, P, 0.2), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("use_cg", [False, True])
-def test_als_reaches_the_objective_of_implicit_from_the_same_start(use_cg):
+@pytest.mark.parametrize("use_cg,factors", [(False, 8), (False, 32), (True, 8)])  # 32: the Woodbury form
+def test_als_reaches_the_objective_of_implicit_from_the_same_start(use_cg, factors):
   """implicit takes the confidence matrix itself (c where played, 1 elsewhere), so passing
   Hu et al.'s c = 1 + alpha r reproduces the same problem; same start, same sweeps."""
   implicit_als = pytest.importorskip("implicit.cpu.als")
@@ -144,13 +165,13 @@ def test_als_reaches_the_objective_of_implicit_from_the_same_start(use_cg):
   from scipy.sparse import csr_matrix
   u, i, c = _plays(80, 60, density=0.1, seed=7)
   rng = np.random.default_rng(8)
-  X0, Y0 = ((0.1 * rng.normal(size=(n, 8))).astype(np.float32) for n in (80, 60))
+  X0, Y0 = ((0.1 * rng.normal(size=(n, factors))).astype(np.float32) for n in (80, 60))
   with threadpoolctl.threadpool_limits(1, "blas"):  # as implicit asks: its own threads, BLAS on one
-    model = implicit_als.AlternatingLeastSquares(factors=8, regularization=0.1, iterations=5, use_cg=use_cg,
+    model = implicit_als.AlternatingLeastSquares(factors=factors, regularization=0.1, iterations=5, use_cg=use_cg,
                                                  num_threads=1, random_state=0)
     model.user_factors, model.item_factors = X0.copy(), Y0.copy()
     model.fit(csr_matrix((c, (u, i)), shape=(80, 60)), show_progress=False)
-  ours = wmf.fit(u, i, c, 80, 60, factors=8, reg=0.1, sweeps=5, solver="cg" if use_cg else "cholesky",
+  ours = wmf.fit(u, i, c, 80, 60, factors=factors, reg=0.1, sweeps=5, solver="cg" if use_cg else "cholesky",
                  init=(X0, Y0))
   C, P = _dense(u, i, c, (80, 60))
   theirs = _loss(model.user_factors, model.item_factors, C, P, 0.1)

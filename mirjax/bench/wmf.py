@@ -8,9 +8,9 @@ against `implicit`'s CPU ALS on the same matrix, the same start and the same
 regularisation. Printed per solver and factor count:
 
   mirjax     the jitted half sweeps `wmf.fit` runs (`wmf.programs`), the layouts already on
-             the devices (blocks of `wmf.block_slots(k)` slots split over the `data` axis of a
-             mesh of every device) and compiled before timing; the time from the first call
-             until the item factors are ready.
+             the devices (blocks of `wmf.block_slots(k, solver)` slots split over the `data`
+             axis of a mesh of every device) and compiled before timing; the time from the
+             first call until the item factors are ready.
   implicit   `implicit.cpu._als.least_squares_cg` / `least_squares`, the functions its
              `AlternatingLeastSquares.fit` calls twice per iteration (on the CSR matrix and
              its transpose, both built before timing), with its own threads (one per core)
@@ -84,9 +84,9 @@ def main(argv):
   for k in factor_list:
     rng = np.random.default_rng(k)
     X0, Y0 = ((0.01 * rng.standard_normal((n, k))).astype(np.float32) for n in (n_users, n_songs))
-    by_user, by_song = (wmf.place(lay, mesh) for lay in wmf.layouts(
-        users, songs, conf, n_users, n_songs, shards=mesh.devices.size, slots=wmf.block_slots(k)))
     for solver in FLAGS.solvers:
+      by_user, by_song = (wmf.place(lay, mesh) for lay in wmf.layouts(
+          users, songs, conf, n_users, n_songs, shards=mesh.devices.size, slots=wmf.block_slots(k, solver)))
       sweep, loss = wmf.programs(mesh, solver, 3)
       start = lambda: tuple(jax.device_put(a, rep) for a in (X0, Y0))  # noqa: E731
 

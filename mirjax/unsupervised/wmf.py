@@ -10,15 +10,19 @@ is minimised by alternating exact solves for every user's row x_u (then every it
   x_u = (Y^T Y + Y^T (C^u - I) Y + reg I)^{-1} Y^T C^u p(u)        (Hu et al., eq. 4)
 
 where C^u - I is non-zero only on the items u played, so each row costs a pass over its
-own interactions plus a k x k solve ("cholesky"). The "cg" solver instead takes a few
+own interactions plus a k x k solve ("cholesky"). A row with n <= k/2 interactions is solved
+exactly through the Woodbury identity instead: with G = Y^T Y + reg I = L L^T and V the
+row's item factors scaled by sqrt(c - 1), its n x n capacitance system I + Z Z^T
+(Z = V L^{-T}, eigenvalues >= 1) replaces the k x k one, and the k x k work becomes two
+products with L^{-T}, which is shared by every row. The "cg" solver instead takes a few
 conjugate-gradient steps from the previous x_u (Takacs, Pilaszy & Tikk, "Applications of
 the conjugate gradient method for implicit feedback collaborative filtering", RecSys 2011),
 O(k) per interaction and O(k^2) per row.
 
 Layout: each side's interactions are held as padded rows in buckets of equal width (a power
-of two >= the row's count), each bucket cut into blocks of about `block_slots(k)` interaction slots;
-padding slots carry confidence 0 and count nowhere. Every row of the matrix, played or not,
-is in exactly one bucket. With a mesh, the blocks of each bucket are split over its `data`
+of two >= the row's count), each bucket cut into blocks of about `block_slots(k, solver)`
+interaction slots; padding slots carry confidence 0 and count nowhere. Every row of the
+matrix, played or not, is in exactly one bucket. With a mesh, the blocks of each bucket are split over its `data`
 axis (each device solves its own rows) and the factors are replicated, so one program
 factorises a matrix too large for one device's solves.
 """
@@ -100,11 +104,17 @@ def layout(rows, cols, conf, n_rows: int, n_cols: int, *, shards: int = 1, slots
   return Layout(tuple(buckets), int(n_rows), int(n_cols), int(rows.size))
 
 
-def block_slots(factors: int) -> int:
-  """Interaction slots per block for k factors: the block's gathered item factors (slots x k)
-  are read once per conjugate-gradient step, so they are kept to about 256 KiB, in cache
-  (on 2 CPU cores, k = 256: 0.48 s a half sweep with 256 slots, 1.3 s with 16,384)."""
-  return int(np.clip(CACHE_FLOATS // max(int(factors), 1), 256, SLOTS))
+def block_slots(factors: int, solver: str = "cg") -> int:
+  """Interaction slots per block for k factors and a solver. "cg": the block's gathered item
+  factors (slots x k) are read once per conjugate-gradient step, so they are kept to about
+  256 KiB, in cache (on 2 CPU cores, k = 256: 0.48 s a half sweep with 256 slots, 1.3 s with
+  16,384). "cholesky": 16 k slots, so a block holds about 16 k x k systems (k = 256, 20,000
+  users with 1,000,000 plays on 2 CPU cores: 3.8 s a half sweep with 1,024 slots, 2.7 s
+  with 4,096, 3.6 s with 16,384)."""
+  k = max(int(factors), 1)
+  if solver == "cholesky":
+    return int(np.clip(16 * k, 256, SLOTS))
+  return int(np.clip(CACHE_FLOATS // k, 256, SLOTS))
 
 
 def layouts(rows, cols, conf, n_rows: int, n_cols: int, **kw) -> tuple[Layout, Layout]:
@@ -122,6 +132,35 @@ def _gram(Y, reg):
   return Y.T @ Y + reg * jnp.eye(Y.shape[1], dtype=Y.dtype)
 
 
+def _cho_solve(A, b, one_device: bool):
+  """Solutions of the SPD systems A x = b (batched): one LAPACK batch, or row by row (see
+  `solve_block`)."""
+  solve = lambda A, b: jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), b[..., None])[..., 0]  # noqa: E731
+  return solve(A, b) if one_device else jax.lax.map(lambda Ab: solve(*Ab), (A, b))
+
+
+def whitener(G):
+  """L^{-T} for G = L L^T (Cholesky), so G^{-1} = L^{-T} L^{-1}: shared by a half sweep's
+  low-rank solves."""
+  L = jnp.linalg.cholesky(G)
+  return jax.scipy.linalg.solve_triangular(L, jnp.eye(G.shape[0], dtype=G.dtype), lower=True).T
+
+
+def solve_block_low_rank(Y, W, cols, conf, one_device: bool = True):
+  """Exact new factors (B, k) of one block's rows, as `solve_block`'s "cholesky", through the
+  Woodbury identity: cheaper when a row has fewer interactions n than k/2. W = whitener(G).
+
+  A = G + V^T V with V = sqrt(C^u - I) Y_u (n x k); with Z = V L^{-T} and c = L^{-1} b,
+  A^{-1} b = L^{-T} (c - Z^T (I + Z Z^T)^{-1} Z c)   (the Woodbury identity on I + Z^T Z)."""
+  Yg = Y[cols]  # (B, n, k)
+  b = jnp.einsum("bwk,bw->bk", Yg, conf)  # Y^T C^u p(u)
+  Z = jnp.einsum("bwk,kl->bwl", Yg * jnp.sqrt(jnp.where(conf > 0, conf - 1.0, 0.0))[..., None], W)
+  c = b @ W
+  M = jnp.einsum("bwk,bvk->bwv", Z, Z) + jnp.eye(Z.shape[1], dtype=Z.dtype)  # padding slots: rows of I
+  t = _cho_solve(M, jnp.einsum("bwk,bk->bw", Z, c), one_device)
+  return (c - jnp.einsum("bwk,bw->bk", Z, t)) @ W.T
+
+
 def solve_block(X, Y, G, rows, cols, conf, solver: str, cg_steps: int, one_device: bool = True):
   """New factors (B, k) of one block's rows: exact (Hu et al., eq. 4) or `cg_steps` steps
   of conjugate gradients from their current factors X[rows]. G = Y^T Y + reg I.
@@ -135,8 +174,7 @@ def solve_block(X, Y, G, rows, cols, conf, solver: str, cg_steps: int, one_devic
   b = jnp.einsum("bwk,bw->bk", Yg, conf)  # Y^T C^u p(u): p = 1 exactly where c was given
   if solver == "cholesky":
     A = G + jnp.einsum("bwk,bwl->bkl", Yg * extra[..., None], Yg)
-    solve = lambda A, b: jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), b[..., None])[..., 0]  # noqa: E731
-    return solve(A, b) if one_device else jax.lax.map(lambda Ab: solve(*Ab), (A, b))
+    return _cho_solve(A, b, one_device)
 
   def matvec(p):  # (Y^T C^u Y + reg I) p without forming it
     return p @ G + jnp.einsum("bwk,bw->bk", Yg, extra * jnp.einsum("bwk,bk->bw", Yg, p))
@@ -160,18 +198,23 @@ def half_sweep(X, Y, buckets, reg, *, solver: str = "cholesky", cg_steps: int = 
   layout of X's side. With a mesh, each device solves the blocks it holds."""
   X, Y = jnp.asarray(X, jnp.float32), jnp.asarray(Y, jnp.float32)
   G = _gram(Y, reg)
+  k = X.shape[1]
   one_device = mesh is None or mesh.devices.size == 1 or mesh.devices.flat[0].platform != "cpu"
   solve = functools.partial(solve_block, solver=solver, cg_steps=cg_steps, one_device=one_device)
+  low_rank = functools.partial(solve_block_low_rank, one_device=one_device)
+  W = whitener(G) if solver == "cholesky" and any(b[1].shape[-1] <= k // 2 for b in buckets) else None
 
-  def blocks(X, Y, G, rows, cols, conf):  # the blocks one device holds, one after another
+  def blocks(X, Y, G, W, rows, cols, conf):  # the blocks one device holds, one after another
+    if W is not None and cols.shape[-1] <= k // 2:  # narrow rows: the Woodbury form
+      return jax.lax.map(lambda a: low_rank(Y, W, *a[1:]), (rows, cols, conf))
     return jax.lax.map(lambda a: solve(X, Y, G, *a), (rows, cols, conf))
 
   if mesh is not None:
-    blocks = jax.shard_map(blocks, mesh=mesh, in_specs=(P(), P(), P(), P(DATA), P(DATA), P(DATA)),
+    blocks = jax.shard_map(blocks, mesh=mesh, in_specs=(P(), P(), P(), P(), P(DATA), P(DATA), P(DATA)),
                            out_specs=P(DATA))
   new = X
   for rows, cols, conf in buckets:
-    out = blocks(X, Y, G, rows, cols, conf)
+    out = blocks(X, Y, G, W, rows, cols, conf)
     new = new.at[rows.reshape(-1)].set(out.reshape(-1, X.shape[1]), mode="drop")  # padding rows drop
   return new
 
@@ -243,7 +286,7 @@ def fit(users, items, conf, n_users: int, n_items: int, *, factors: int = 64, re
     raise ValueError(f"unknown WMF solver {solver!r}; choose one of {SOLVERS}")
   shards = 1 if mesh is None else mesh.devices.size
   by_user, by_item = (place(lay, mesh) for lay in layouts(users, items, conf, n_users, n_items, shards=shards,
-                                                          slots=block_slots(factors)))
+                                                          slots=block_slots(factors, solver)))
   if init is None:
     ku, ki = jax.random.split(jax.random.key(0) if key is None else key)
     X = 0.01 * jax.random.normal(ku, (n_users, factors), jnp.float32)
@@ -270,7 +313,8 @@ def fold_in(users, items, conf, n_users: int, item_factors, *, reg: float = 0.01
   factors (a user unseen in training: one half sweep of Hu et al.'s eq. 4)."""
   Y = jnp.asarray(item_factors, jnp.float32)
   shards = 1 if mesh is None else mesh.devices.size
-  lay = place(layout(users, items, conf, n_users, Y.shape[0], shards=shards, slots=block_slots(Y.shape[1])), mesh)
+  lay = place(layout(users, items, conf, n_users, Y.shape[0], shards=shards,
+                     slots=block_slots(Y.shape[1], "cholesky")), mesh)
   sweep, _ = programs(mesh, "cholesky", 0)
   X = jnp.zeros((n_users, Y.shape[1]), jnp.float32)
   if mesh is not None:
