@@ -93,10 +93,11 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   # "embedded" (music21 pieces rendered by mirjax), "folder" (your audio + tags.csv),
-  # "mtat" (MagnaTagATune), "gtzan", "esc50" or "nsynth": all but "embedded" read
+  # "mtat" (MagnaTagATune), "gtzan", "esc50" or "nsynth"; "notes" (the embedded pieces as
+  # event tokens) or "midi" (a folder of MIDI files): all but "embedded" and "notes" read
   # --config.data.manual_dir, the dataset's folder as distributed
   c.data.name = "embedded"
-  c.data.config = "default"  # "embedded" builder config: "default" (~1,100 clips) or "smoke"
+  c.data.config = "default"  # "embedded", "notes" builder config: "default" (~1,100 clips) or "smoke"
   c.data.label = ""  # "embedded": "" (tags) or a class label: "texture", "tempo", "drums", "composer"
   c.data.data_dir = ""  # TFDS data dir; "" -> $MIRJAX_DATA_DIR or ~/.cache/mirjax/tfds
   c.data.manual_dir = ""  # the dataset's folder, as distributed
@@ -105,6 +106,7 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.convention = "clean"  # "mtat": which clips count: "clean", "pons" or "all"
   c.data.top_k = 50  # "mtat": the most frequent tags kept
   c.data.fold = 1  # "esc50": the test fold (1-5); the next one validates
+  c.data.sequence_length = 256  # "notes", "midi": event tokens an example predicts (mirjax/data/symbolic.py)
   c.data.crop_seconds = config_dict.placeholder(float)  # training crops and evaluation chunks, seconds
   c.data.read_threads = 2  # host threads reading and cropping examples
   # fraction of the training split held out before training (every variant of a comparison

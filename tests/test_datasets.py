@@ -33,11 +33,11 @@ def test_a_registered_dataset_is_opened_by_name(monkeypatch, tmp_path):
 
 
 def test_every_dataset_mirjax_has_is_registered():
-  made_here = {"embedded", "avspeakers"}  # the embedded default data mirjax makes itself
+  made_here = {"embedded", "avspeakers", "notes"}  # the embedded default data mirjax makes itself
   # "features": the summary vectors a job wrote (mirjax/data/features.py); "song_factors":
   # an audio dataset's clips with their songs' latent factors (mirjax/data/song_factors.py)
   assert set(pipeline.DATASETS) == made_here | {"folder", "mtat", "gtzan", "esc50", "nsynth",
-                                                "audio", "voxceleb", "features", "song_factors"}
+                                                "audio", "voxceleb", "features", "song_factors", "midi"}
   assert all(pipeline.DATASETS[n].manual_dir is None for n in made_here)
   assert all(d.manual_dir for n, d in pipeline.DATASETS.items() if n not in made_here)
 
@@ -51,12 +51,15 @@ def test_info_keeps_what_a_checkpoint_needs():
 
   meta = info.to_meta(Tagging())
   assert meta == {"dataset": "mtat/clean", "sample_rate": 16000, "task": "Tagging",
-                  "tag_names": ["rock", "piano"], "class_names": [], "feature_dim": 0, "target_dim": 0}
+                  "tag_names": ["rock", "piano"], "class_names": [], "feature_dim": 0, "target_dim": 0,
+                  "vocab_size": 0}
   back = Info.from_meta(meta)
   assert (back.name, back.sample_rate, back.tag_names, back.class_names) == (
       "mtat/clean", 16000, ("rock", "piano"), ())
   regression = Info.from_meta(Info(name="f", sample_rate=16000, target_dim=8).to_meta(Tagging()))
   assert regression.target_dim == 8  # a regressor's output width survives its checkpoint
+  tokens = Info.from_meta(Info(name="notes", sample_rate=0, vocab_size=391).to_meta(Tagging()))
+  assert tokens.vocab_size == 391  # so does a language model's vocabulary
 
 
 def test_the_embedded_loader_returns_the_one_info_type(data_dir):

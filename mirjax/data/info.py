@@ -22,6 +22,7 @@ class Info:
     files: a folder dataset's files in tags.csv order (an example's `file_index`).
     feature_dim: a feature dataset's width D (its examples' `features`), else 0.
     target_dim: a regression dataset's target width (its examples' `factors`), else 0.
+    vocab_size: a token dataset's vocabulary (its examples' `tokens`), else 0.
   """
   name: str
   sample_rate: int
@@ -37,6 +38,7 @@ class Info:
   files: tuple = ()
   feature_dim: int = 0
   target_dim: int = 0
+  vocab_size: int = 0
 
   @classmethod
   def from_meta(cls, meta: dict) -> "Info":
@@ -45,10 +47,12 @@ class Info:
                tag_names=tuple(meta.get("tag_names", ())),
                class_names=tuple(meta.get("class_names", ())),
                feature_dim=int(meta.get("feature_dim", 0)),
-               target_dim=int(meta.get("target_dim", 0)))
+               target_dim=int(meta.get("target_dim", 0)),
+               vocab_size=int(meta.get("vocab_size", 0)))
 
   def to_meta(self, task) -> dict:
     """What a checkpoint keeps about the data, so the model can be used without it."""
     return {"dataset": self.name, "sample_rate": int(self.sample_rate), "task": type(task).__name__,
             "tag_names": list(self.tag_names), "class_names": list(self.class_names),
-            "feature_dim": int(self.feature_dim), "target_dim": int(self.target_dim)}
+            "feature_dim": int(self.feature_dim), "target_dim": int(self.target_dim),
+            "vocab_size": int(self.vocab_size)}

@@ -136,6 +136,19 @@ def _load_base(cfg, data_dir):
   return _load(cfg)
 
 
+@register("notes")
+def _notes(cfg, data_dir):
+  """Event tokens of the embedded dataset's music21 pieces (config "default" / "smoke")."""
+  from mirjax.data import symbolic  # pylint: disable=import-outside-toplevel
+  return symbolic.load(cfg, data_dir or default_data_dir())
+
+
+@register("midi", "a folder of .mid / .midi files (a piece's style is its first sub-folder)")
+def _midi(cfg, data_dir):
+  from mirjax.data import symbolic  # pylint: disable=import-outside-toplevel
+  return symbolic.load(cfg, data_dir or default_data_dir(), folder=cfg.manual_dir)
+
+
 @register("avspeakers")
 def _avspeakers(cfg, data_dir):
   """The embedded synthetic speakers (voices and faces made on this machine), VoxCeleb1's layout."""

@@ -16,7 +16,7 @@ from mirjax.data.embedded import clips, corpus, render, tags
 from mirjax.errors import DataError
 
 NAME = "mirjax_embedded_music"
-SPLITS = ("train", "valid", "test")
+SPLITS = corpus.SPLITS
 
 
 @dataclasses.dataclass(eq=False)
@@ -78,16 +78,8 @@ class EmbeddedMusic(tfds.core.GeneratorBasedBuilder):
     del dl_manager  # nothing is downloaded
     cfg = self.builder_config
     pool = corpus.piece_pool()
-    ids = corpus.choose(len(pool), cfg.num_pieces, cfg.seed)
-    parsed = list(parallel.imap(corpus.parse_or_error, [pool[i] for i in ids], cfg.workers,
-                                f"{NAME}/{cfg.name}: parsing"))
-    self._skipped = {pool[i]: r for i, r in zip(ids, parsed) if isinstance(r, str)}
+    good, self._skipped, chunks = corpus.draw(cfg.num_pieces, cfg.seed, cfg.workers, f"{NAME}/{cfg.name}: parsing")
     self._splits_done = 0
-    good = [(i, r) for i, r in zip(ids, parsed) if not isinstance(r, str)]
-    order = np.random.default_rng([cfg.seed, 1]).permutation(len(good))
-    n_held = max(1, int(round(0.1 * len(good))))
-    chunks = {"valid": order[:n_held], "test": order[n_held:2 * n_held],
-              "train": order[2 * n_held:]}
     self.info.metadata.update(
         tag_names=list(tags.TAGS), sample_rate=render.SAMPLE_RATE,
         clip_samples=cfg.clip_samples, seed=cfg.seed,
@@ -95,7 +87,7 @@ class EmbeddedMusic(tfds.core.GeneratorBasedBuilder):
         split_pieces={s: sorted(int(good[k][0]) for k in chunks[s]) for s in SPLITS})
     gens = {}
     for k, s in enumerate(SPLITS):
-      pieces = [good[j] for j in sorted(chunks[s])]
+      pieces = [good[j] for j in chunks[s]]
       plan = clips.plan(pieces, cfg.clips_per_piece, cfg.clip_seconds, cfg.seed, split=k)
       gens[s] = self._generate_examples(s, pieces, plan)
     return gens

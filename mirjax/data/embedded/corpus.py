@@ -96,3 +96,32 @@ def parse_or_error(rel_path: str) -> np.ndarray | str:
   except Exception as e:  # pylint: disable=broad-exception-caught
     # Corpus files fail in many ways (bad repeats, opus files, odd encodings): skip them.
     return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]
+
+
+SPLITS = ("train", "valid", "test")
+
+
+def draw(num_pieces: int, seed: int, workers: int, desc: str):
+  """The pieces a dataset of `num_pieces` drawn with `seed` holds, parsed, and their split.
+
+  Returns (good, skipped, split): good is a list of (piece id, `parse` events) in id order;
+  skipped maps the path of each piece that failed to parse to why; split maps "train",
+  "valid" and "test" to sorted indices into `good` (about 80/10/10, by piece, from `seed`).
+  The embedded audio and its symbolic notes (`mirjax.data.symbolic`) share this draw.
+  """
+  from mirjax.data import parallel  # pylint: disable=import-outside-toplevel
+  pool = piece_pool()
+  ids = choose(len(pool), num_pieces, seed)
+  parsed = list(parallel.imap(parse_or_error, [pool[i] for i in ids], workers, desc))
+  skipped = {pool[i]: r for i, r in zip(ids, parsed) if isinstance(r, str)}
+  good = [(i, r) for i, r in zip(ids, parsed) if not isinstance(r, str)]
+  return good, skipped, split_indices(len(good), seed)
+
+
+def split_indices(n: int, seed: int) -> dict[str, np.ndarray]:
+  """Sorted indices of n pieces in "train", "valid" and "test": 10 % (at least one) each
+  held out, by a permutation drawn with `seed`."""
+  order = np.random.default_rng([seed, 1]).permutation(n)
+  n_held = max(1, int(round(0.1 * n)))
+  split = {"valid": order[:n_held], "test": order[n_held:2 * n_held], "train": order[2 * n_held:]}
+  return {s: np.sort(split[s]) for s in SPLITS}
