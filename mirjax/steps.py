@@ -76,8 +76,9 @@ def eval_step(state: TrainState, batch, *, model, task):
 
 def eval_losses(state: TrainState, batch, *, model, task):
   """Per-branch mean losses (K,) of a batch (inputs (batch, ...), e.g. audio (batch, time))
-  in eval mode, padding masked out, and the number of real examples: what gradient
-  blending measures."""
+  in eval mode, padding masked out, and the number of real examples (or what a task with
+  `count` averages over, e.g. tokens): what gradient blending measures."""
   outputs, _ = _apply(model, state.params, state.model_state, model_inputs(batch), train=False)
   losses = task.losses(outputs, batch)
-  return jnp.stack([losses[b] for b in task.branches]), jnp.sum(batch["mask"].astype(jnp.float32))
+  count = task.count(batch) if hasattr(task, "count") else jnp.sum(batch["mask"].astype(jnp.float32))
+  return jnp.stack([losses[b] for b in task.branches]), count

@@ -82,8 +82,18 @@ def resolve_epochs(config, n_train: int):
 
 def resolve_inputs(config, info):
   """A copy of `config` whose "mlp" model has the input width of the feature dataset `info`
-  (model.input_dim 0: take the dataset's); `config` itself for other models. Raises
-  ConfigError when a set width is not the dataset's, or the dataset holds no features."""
+  (model.input_dim 0: take the dataset's), or whose "lstm" conditioned on style has the
+  dataset's style count; `config` itself for other models. Raises ConfigError when a set
+  width is not the dataset's, or the dataset holds no features (no tokens, for an "lstm")."""
+  if config.model.name == "lstm":
+    if not info.vocab_size:
+      raise ConfigError(f"model 'lstm' reads event tokens, which the dataset {info.name} lacks: "
+                        "train it on --config.data.name=notes (or midi)")
+    if not config.model.condition_on_style:
+      return config
+    c = copy.deepcopy(config)
+    c.model.styles = max(1, len(info.class_names))
+    return c
   if config.model.name != "mlp":
     return config
   if not info.feature_dim:

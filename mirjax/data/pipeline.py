@@ -139,13 +139,13 @@ def _load_base(cfg, data_dir):
 @register("notes")
 def _notes(cfg, data_dir):
   """Event tokens of the embedded dataset's music21 pieces (config "default" / "smoke")."""
-  from mirjax.data import symbolic  # pylint: disable=import-outside-toplevel
+  from mirjax.data import default_data_dir, symbolic  # pylint: disable=import-outside-toplevel
   return symbolic.load(cfg, data_dir or default_data_dir())
 
 
 @register("midi", "a folder of .mid / .midi files (a piece's style is its first sub-folder)")
 def _midi(cfg, data_dir):
-  from mirjax.data import symbolic  # pylint: disable=import-outside-toplevel
+  from mirjax.data import default_data_dir, symbolic  # pylint: disable=import-outside-toplevel
   return symbolic.load(cfg, data_dir or default_data_dir(), folder=cfg.manual_dir)
 
 
@@ -197,10 +197,14 @@ def to_float(audio: np.ndarray) -> np.ndarray:
 
 def other_inputs(ex) -> dict:
   """The model inputs of an example besides its audio (mirjax/inputs.py), as float32:
-  face frames stored as uint8 become [0, 1]."""
+  face frames stored as uint8 become [0, 1]; tokens and styles (int32) stay integers."""
   from mirjax.inputs import INPUTS  # pylint: disable=import-outside-toplevel
-  return {k: (ex[k].astype(np.float32) / 255.0 if ex[k].dtype == np.uint8 else ex[k].astype(np.float32))
-          for k in INPUTS if k != "audio" and k in ex}
+
+  def cast(k, v):
+    if k in ("tokens", "style"):
+      return np.asarray(v, np.int32)
+    return v.astype(np.float32) / 255.0 if v.dtype == np.uint8 else v.astype(np.float32)
+  return {k: cast(k, ex[k]) for k in INPUTS if k != "audio" and k in ex}
 
 
 def fit_length(audio: np.ndarray, n: int) -> np.ndarray:

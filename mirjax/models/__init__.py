@@ -10,6 +10,7 @@ from mirjax.models import speaker
 from mirjax.models.content_cnn import ContentCNN
 from mirjax.models.dieleman import Dieleman1D
 from mirjax.models.fcn import FCN, SampleCNN
+from mirjax.models.lstm import LSTMLanguageModel
 from mirjax.models.mlp import MLPTagger
 from mirjax.models.multiview import JOINT, MultiView
 from mirjax.models.short_chunk_cnn import ShortChunkCNN
@@ -19,7 +20,7 @@ from mirjax.errors import ConfigError
 
 BACKENDS = {"short_chunk_cnn": ShortChunkCNN, "dieleman1d": Dieleman1D, "fcn": FCN,
             "samplecnn": SampleCNN, "content_cnn": ContentCNN}
-MODELS = ("tagger", "multiview", "ssl", "probe", "avspeaker", "mlp")
+MODELS = ("tagger", "multiview", "ssl", "probe", "avspeaker", "mlp", "lstm")
 ENCODERS = ("cnn_logmel", "pase", "sincmodnet")  # self-supervised encoders (models/ssl.py)
 VIEWS = ("logmel", "gammatone", "cqt", "rawconv", "mfcc", "chroma")  # front-ends a view can be
 
@@ -153,6 +154,21 @@ def mlp_config(hidden: int = 512, dropout: float = 0.5) -> ml_collections.Config
   return cfg
 
 
+def lstm_config(width: int = 256, layers: int = 2, dropout: float = 0.1) -> ml_collections.ConfigDict:
+  """Default (locked) config of the LSTM language model over event tokens (models/lstm.py;
+  data.name = "notes" or "midi")."""
+  cfg = ml_collections.ConfigDict()
+  cfg.name = "lstm"  # model kind, one of MODELS
+  cfg.width = width  # embedding and LSTM width
+  cfg.layers = layers  # stacked LSTMs
+  cfg.dropout = dropout  # dropout on the embedding and after every LSTM
+  cfg.condition_on_style = False  # True: add an embedding of the piece's style (corpus / sub-folder)
+  cfg.styles = 0  # the dataset's style count, set when the run starts
+  cfg.example_length = 16  # tokens of the example `init` sees (any length trains)
+  cfg.lock()
+  return cfg
+
+
 def multiview_config(views=("logmel", "gammatone", "cqt", "rawconv")) -> ml_collections.ConfigDict:
   """Default (locked) MultiView config: `views` each through its own sub-network.
 
@@ -267,8 +283,8 @@ def sample_rate(model_cfg) -> int:
     return model_cfg.encoder.frontend.sample_rate
   if model_cfg.name == "avspeaker":
     return model_cfg.audio.frontend.sample_rate
-  if model_cfg.name == "mlp":
-    return 0  # it reads features, not audio: any rate
+  if model_cfg.name in ("mlp", "lstm"):
+    return 0  # it reads features or tokens, not audio: any rate
   return model_cfg.frontend.sample_rate
 
 
@@ -279,8 +295,8 @@ def describe_backend(model_cfg) -> str:
     name, fields = f"{model_cfg.encoder.name} encoder", model_cfg.encoder.body
   elif model_cfg.name == "avspeaker":
     name, fields = f"{model_cfg.variant} speaker model: audio ResNet", model_cfg.audio
-  elif model_cfg.name == "mlp":
-    name, fields = "mlp", model_cfg
+  elif model_cfg.name in ("mlp", "lstm"):
+    name, fields = model_cfg.name, model_cfg
   else:
     name, fields = model_cfg.backend.name, model_cfg.backend
   if model_cfg.name == "multiview":
@@ -310,6 +326,8 @@ def example_inputs(model_cfg, crop: int) -> dict:
     if model_cfg.input_dim < 1:
       raise ConfigError("model.input_dim is unset: a run sets it from its feature dataset")
     return {"features": jnp.zeros((1, model_cfg.input_dim), jnp.float32)}
+  if model_cfg.name == "lstm":
+    return {"tokens": jnp.zeros((1, model_cfg.example_length), jnp.int32), "style": jnp.zeros((1,), jnp.int32)}
   out = {"audio": jnp.zeros((1, crop), jnp.float32)}
   if model_cfg.name == "avspeaker" and speaker.VISUAL in speaker.MODALITIES[model_cfg.variant]:
     out["frames"] = jnp.zeros((1, model_cfg.face.n_frames, model_cfg.face.size, model_cfg.face.size, 3),
@@ -341,6 +359,14 @@ def build(model_cfg, n_outputs, branches=("tagging",), dims=()):
     if len(branches) != 1:
       raise ConfigError(f"model 'mlp' has one output branch; the task asks for {list(branches)}")
     return MLPTagger(n_outputs=n_outputs, hidden=model_cfg.hidden, dropout=model_cfg.dropout, branch=branches[0])
+  if model_cfg.name == "lstm":
+    if len(branches) != 1:
+      raise ConfigError(f"model 'lstm' has one output branch; the task asks for {list(branches)}")
+    if model_cfg.condition_on_style and model_cfg.styles < 1:
+      raise ConfigError("model.styles is unset: a run sets it from its dataset's styles")
+    return LSTMLanguageModel(n_outputs=n_outputs, width=model_cfg.width, layers=model_cfg.layers,
+                             dropout=model_cfg.dropout, branch=branches[0],
+                             styles=model_cfg.styles if model_cfg.condition_on_style else 0)
   if model_cfg.name == "ssl":
     return SSLModel(encoder=build_encoder(model_cfg.encoder), workers=tuple(branches),
                     dims=tuple(dims), hidden=model_cfg.hidden)

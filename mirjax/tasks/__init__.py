@@ -4,13 +4,14 @@ scalars; `step` is the training step, None outside training), `predict(outputs)`
 and `evaluate(labels, scores)` (host metrics). A task with `verifies` scores trials instead
 of labels (`Verification.score`, `evaluate_scores`)."""
 from mirjax.tasks.classification import Classification
+from mirjax.tasks.language_model import LanguageModel
 from mirjax.tasks.reconstruction import WORKERS, Reconstruction
 from mirjax.tasks.regression import Regression
 from mirjax.tasks.tagging import Tagging
 from mirjax.tasks.verification import Verification
 from mirjax.errors import ConfigError
 
-TASKS = ("tagging", "classification", "regression", "reconstruction", "verification")
+TASKS = ("tagging", "classification", "regression", "reconstruction", "verification", "language_model")
 
 
 def build(cfg, info, branches=None, stride=None, loss=None):
@@ -26,6 +27,10 @@ def build(cfg, info, branches=None, stride=None, loss=None):
                         eer_rule=cfg.eer_rule, primary=cfg.primary)
   if cfg.name == "reconstruction":
     return Reconstruction(branches, info.sample_rate, stride)
+  if cfg.name == "language_model":
+    if not getattr(info, "vocab_size", 0):
+      raise ConfigError("task.name='language_model' needs a token dataset: --config.data.name=notes (or midi)")
+    return LanguageModel(info.vocab_size, branches)
   if cfg.name == "tagging":
     if not getattr(info, "tag_names", ()):
       raise ConfigError("task.name='tagging' needs a multi-label dataset (tags); this one has "
