@@ -1,0 +1,66 @@
+"""WaveNet: mu-law against librosa, causality, and cached generation = the naive sampler."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mirjax.audio.mulaw import mu_law_decode, mu_law_encode
+from mirjax.models import wavenet as wn
+
+
+def test_mu_law_classes_are_librosas():
+  librosa = pytest.importorskip("librosa")
+  x = np.random.default_rng(0).uniform(-1, 1, 50_000)
+  x[:5] = [-1.0, 0.0, 1.0, 1e-4, -1e-4]
+  got = np.asarray(mu_law_encode(x))
+  want = librosa.mu_compress(x, mu=255, quantize=True) + 128
+  # float32 against float64: classes may differ only where the companded value is within
+  # 1e-6 of a bin edge
+  comp = np.sign(x) * np.log1p(255 * np.abs(x)) / np.log1p(255)
+  near_edge = np.min(np.abs(comp[:, None] - np.linspace(-1, 1, 256)[None]), axis=1) < 1e-6
+  assert np.all((got == want) | near_edge) and got.min() == 0 and got.max() == 255
+  same = got == want
+  np.testing.assert_allclose(np.asarray(mu_law_decode(got))[same],
+                             librosa.mu_expand(want - 128, mu=255, quantize=True)[same], atol=1e-6)
+  # round trip: within half a bin of the companded value (at most 0.0218 near |x| = 1)
+  assert np.abs(np.asarray(mu_law_decode(got)) - x).max() < 0.045
+
+
+def _model(hop=0, upsample="repeat"):
+  return wn.WaveNet(dilations=wn.dilations(2, 4), residual=16, gate=16, skip=32, hop=hop, upsample=upsample)
+
+
+def _sharpen(params, scale=4.0):  # peaky logits, so a sample depends on every computation
+  return jax.tree.map(lambda p: p * scale, params)
+
+
+def test_no_output_depends_on_a_later_sample():
+  m = _model(hop=8)
+  rng = np.random.default_rng(1)
+  q = jnp.asarray(rng.integers(0, 256, (2, 64)), jnp.int32)
+  roll = jnp.asarray(rng.random((2, 8, 128)) < 0.1, jnp.float32)
+  params = m.init(jax.random.key(0), {"classes": q, "roll": roll})
+  base = np.asarray(m.apply(params, {"classes": q, "roll": roll})["wavenet"])
+  for t in (0, 17, 40, 63):
+    changed = q.at[:, t].set((q[:, t] + 100) % 256)
+    out = np.asarray(m.apply(params, {"classes": changed, "roll": roll})["wavenet"])
+    np.testing.assert_array_equal(out[:, :t], base[:, :t])  # outputs before t never see sample t
+    assert not np.allclose(out[:, t], base[:, t])  # the output at t sees it
+  assert wn.receptive_field(m.dilations) == 2 + 2 * 15 - 1
+
+
+@pytest.mark.parametrize("hop,upsample", [(0, "repeat"), (8, "repeat"), (8, "transposed")])
+def test_cached_generation_draws_exactly_the_naive_samples(hop, upsample):
+  m = _model(hop, upsample)
+  rng = np.random.default_rng(2)
+  roll = jnp.asarray(rng.random((3, 12, 128)) < 0.05, jnp.float32) if hop else None
+  init_in = {"classes": jnp.zeros((3, 96), jnp.int32), **({"roll": roll} if hop else {})}
+  params = _sharpen(m.init(jax.random.key(3), init_in))
+  key = jax.random.key(4)
+  fast = np.asarray(jax.jit(lambda p: wn.sample(m, p, key, 3, 96, roll=roll))(params))
+  slow = np.asarray(jax.jit(lambda p: wn.sample_naive(m, p, key, 3, 96, roll=roll))(params))
+  np.testing.assert_array_equal(fast, slow)
+  assert len(np.unique(fast)) > 10  # not a constant: the draws depend on the network
+  if hop:  # and on the roll
+    other = np.asarray(wn.sample(m, params, key, 3, 96, roll=1.0 - roll))
+    assert np.mean(other != fast) > 0.2
