@@ -2,27 +2,59 @@
 
 Structured music generation ("Conditioning Deep Generative Raw Audio Models for Structured
 Automatic Music", Manzelli, Thakkar, Siahkamari & Kulis, ISMIR 2018, arXiv:1806.09905):
-the symbolic half, an LSTM language model over event tokens (note-on, note-off, 10 ms time
-shifts, velocity; mirjax/data/symbolic.py) of the music21 pieces the embedded audio renders,
-split the same way by piece, trained by the train job on next-token cross-entropy; the
-validation and test splits report perplexity and bits per token.
+an LSTM language model over event tokens (note-on, note-off, 10 ms time shifts, velocity;
+mirjax/data/symbolic.py) of the music21 pieces the embedded audio renders, split the same
+way by piece, and a WaveNet conditioned on the piano roll (mirjax/models/wavenet.py), each
+trained by the train job on next-token (next-sample) cross-entropy; the validation and
+test splits report perplexity and bits per token (bits per sample).
 
   python -m mirjax.main --config=configs/generate.py:lstm,smoke --workdir=/tmp/lstm_smoke
+  python -m mirjax.main --config=configs/generate.py:wavenet --workdir=workdirs/wavenet
   # your own MIDI files (a piece's style is its first sub-folder)
   python -m mirjax.main --config=configs/generate.py:lstm,style --config.data.name=midi --config.data.manual_dir=/data/midi --workdir=workdirs/lstm_midi
 
 The argument is comma-separated words:
   lstm     the symbolic model (the default)
   style    condition the LSTM on the piece's style (its corpus composer, or sub-folder)
+  wavenet  the audio model: a WaveNet conditioned on the piano roll, trained on the embedded
+           clips without drums rendered again with their rolls (data "aligned")
   smoke    the smoke pieces and a tiny model: the whole run in seconds
 """
 from mirjax import config as base, models
+from mirjax.errors import ConfigError
 
-WORDS = ("lstm", "style", "smoke")
+WORDS = ("lstm", "style", "wavenet", "smoke")
+
+
+def wavenet(flags):
+  """The conditioned WaveNet on the aligned (piano roll, audio) clips."""
+  c = base.base(models.wavenet_config(stacks=2, layers_per_stack=10, residual=32, gate=32, skip=64))
+  c.data.name = "aligned"
+  c.data.hop = 128  # 125 roll frames a second at 16 kHz
+  c.data.crop_seconds = 0.256  # 4,096 samples (32 roll frames) a training example
+  c.task.name, c.task.branches = "waveform", ("wavenet",)
+  c.train.batch_size = 16
+  c.train.num_steps = 4000
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 500
+  c.train.select_by = "loss"
+  c.optim.learning_rate = 1e-3
+  c.optim.warmup_steps = 100
+  c.eval.batch_size = 64
+  if "smoke" in flags:
+    base.smoke(c)
+    c.data.crop_seconds = 0.064  # 1,024 samples
+    c.model.stacks, c.model.layers_per_stack = 1, 4
+    c.model.residual, c.model.gate, c.model.skip = 8, 8, 16
+  return c
 
 
 def get_config(arg=None):
   flags = base.words(arg, WORDS, "configs/generate.py")
+  if "wavenet" in flags:
+    if "lstm" in flags or "style" in flags:
+      raise ConfigError("configs/generate.py: 'wavenet' and 'lstm' / 'style' are separate models; pick one")
+    return wavenet(flags)
   c = base.base(models.lstm_config(width=256, layers=2, dropout=0.1))
   c.data.name = "notes"
   c.data.sequence_length = 256

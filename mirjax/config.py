@@ -106,6 +106,7 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.convention = "clean"  # "mtat": which clips count: "clean", "pons" or "all"
   c.data.top_k = 50  # "mtat": the most frequent tags kept
   c.data.fold = 1  # "esc50": the test fold (1-5); the next one validates
+  c.data.hop = 128  # "aligned": audio samples per piano-roll frame (mirjax/data/aligned.py)
   c.data.sequence_length = 256  # "notes", "midi": event tokens an example predicts (mirjax/data/symbolic.py)
   c.data.crop_seconds = config_dict.placeholder(float)  # training crops and evaluation chunks, seconds
   c.data.read_threads = 2  # host threads reading and cropping examples

@@ -3,14 +3,15 @@
 `INPUTS` are the keys a model may read: "audio" (batch, samples), "frames" (batch,
 n_frames, height, width, 3), face crops, "features" (batch, D), summary vectors of a
 feature dataset (mirjax/data/features.py), and "tokens" (batch, T) int32 with "style"
-(batch,) int32, event tokens and their piece's style (mirjax/data/symbolic.py). The steps hand a model the dict of those the batch
+(batch,) int32, event tokens and their piece's style (mirjax/data/symbolic.py), and "roll"
+(batch, frames, 128), a piano roll aligned with the audio (mirjax/data/aligned.py). The steps hand a model the dict of those the batch
 holds (`model_inputs`); a model reads the keys it needs. A new modality is a new key here,
 a data source that yields it, and an encoder that reads it; the steps, the per-branch
 gradients and the combiner do not change.
 """
 from collections.abc import Mapping
 
-INPUTS = ("audio", "frames", "features", "tokens", "style")
+INPUTS = ("audio", "frames", "features", "tokens", "style", "roll")
 
 
 def model_inputs(batch) -> dict:

@@ -82,8 +82,9 @@ def resolve_epochs(config, n_train: int):
 
 def resolve_inputs(config, info):
   """A copy of `config` whose "mlp" model has the input width of the feature dataset `info`
-  (model.input_dim 0: take the dataset's), or whose "lstm" conditioned on style has the
-  dataset's style count; `config` itself for other models. Raises ConfigError when a set
+  (model.input_dim 0: take the dataset's), whose "lstm" conditioned on style has the
+  dataset's style count, or whose conditioned "wavenet" has data.hop; `config` itself for
+  other models. Raises ConfigError when a set
   width is not the dataset's, or the dataset holds no features (no tokens, for an "lstm")."""
   if config.model.name == "lstm":
     if not info.vocab_size:
@@ -93,6 +94,14 @@ def resolve_inputs(config, info):
       return config
     c = copy.deepcopy(config)
     c.model.styles = max(1, len(info.class_names))
+    return c
+  if config.model.name == "wavenet":
+    if not config.model.condition:
+      return config
+    if config.model.hop not in (0, config.data.hop):
+      raise ConfigError(f"model.hop={config.model.hop} but data.hop={config.data.hop}: set one")
+    c = copy.deepcopy(config)
+    c.model.hop = int(config.data.hop)
     return c
   if config.model.name != "mlp":
     return config

@@ -33,7 +33,7 @@ def test_a_registered_dataset_is_opened_by_name(monkeypatch, tmp_path):
 
 
 def test_every_dataset_mirjax_has_is_registered():
-  made_here = {"embedded", "avspeakers", "notes"}  # the embedded default data mirjax makes itself
+  made_here = {"embedded", "avspeakers", "notes", "aligned"}  # the embedded default data mirjax makes itself
   # "features": the summary vectors a job wrote (mirjax/data/features.py); "song_factors":
   # an audio dataset's clips with their songs' latent factors (mirjax/data/song_factors.py)
   assert set(pipeline.DATASETS) == made_here | {"folder", "mtat", "gtzan", "esc50", "nsynth",

@@ -64,3 +64,21 @@ def test_cached_generation_draws_exactly_the_naive_samples(hop, upsample):
   if hop:  # and on the roll
     other = np.asarray(wn.sample(m, params, key, 3, 96, roll=1.0 - roll))
     assert np.mean(other != fast) > 0.2
+
+
+def test_the_waveform_loss_is_the_next_sample_cross_entropy():
+  from mirjax.tasks.language_model import Waveform
+  librosa = pytest.importorskip("librosa")
+  rng = np.random.default_rng(5)
+  audio = rng.uniform(-0.9, 0.9, (3, 40)).astype(np.float32)
+  logits = rng.normal(size=(3, 40, 256)).astype(np.float32)
+  mask = np.array([True, False, True])
+  task = Waveform()
+  got = float(task.losses({"wavenet": jnp.asarray(logits)}, {"audio": jnp.asarray(audio), "mask": jnp.asarray(mask)})["wavenet"])
+  q = librosa.mu_compress(audio.astype(np.float64), mu=255, quantize=True) + 128
+  z = logits.astype(np.float64)
+  lse = np.log(np.sum(np.exp(z - z.max(-1, keepdims=True)), -1)) + z.max(-1)
+  nll = lse[:, :-1] - np.take_along_axis(z[:, :-1], q[:, 1:, None], -1)[..., 0]
+  np.testing.assert_allclose(got, nll[mask].mean(), rtol=1e-5)
+  assert float(task.count({"audio": jnp.asarray(audio), "mask": jnp.asarray(mask)})) == 2 * 39
+  assert task.summarize(np.array([got]))["bits_per_sample"] == pytest.approx(got / np.log(2))

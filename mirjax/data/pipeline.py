@@ -149,6 +149,13 @@ def _midi(cfg, data_dir):
   return symbolic.load(cfg, data_dir or default_data_dir(), folder=cfg.manual_dir)
 
 
+@register("aligned")
+def _aligned(cfg, data_dir):
+  """The embedded clips without drums, rendered again with their piano rolls (data/aligned.py)."""
+  from mirjax.data import aligned, default_data_dir  # pylint: disable=import-outside-toplevel
+  return aligned.load(cfg, data_dir or default_data_dir())
+
+
 @register("avspeakers")
 def _avspeakers(cfg, data_dir):
   """The embedded synthetic speakers (voices and faces made on this machine), VoxCeleb1's layout."""
@@ -197,12 +204,15 @@ def to_float(audio: np.ndarray) -> np.ndarray:
 
 def other_inputs(ex) -> dict:
   """The model inputs of an example besides its audio (mirjax/inputs.py), as float32:
-  face frames stored as uint8 become [0, 1]; tokens and styles (int32) stay integers."""
+  face frames stored as uint8 become [0, 1]; tokens and styles (int32) stay integers; a piano
+  roll stays 0 / 1."""
   from mirjax.inputs import INPUTS  # pylint: disable=import-outside-toplevel
 
   def cast(k, v):
     if k in ("tokens", "style"):
       return np.asarray(v, np.int32)
+    if k == "roll":  # 0 / 1 per frame and pitch
+      return np.asarray(v, np.float32)
     return v.astype(np.float32) / 255.0 if v.dtype == np.uint8 else v.astype(np.float32)
   return {k: cast(k, ex[k]) for k in INPUTS if k != "audio" and k in ex}
 
@@ -242,6 +252,11 @@ def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: st
     if "audio" not in ex:  # a feature dataset: nothing to crop
       return {**other_inputs(ex), **targets}
     audio = fit_length(ex["audio"], crop)
+    if "roll" in ex:  # audio and its piano roll cropped together, on frame boundaries
+      hop = roll_hop(ex, crop)
+      start = hop * int(rng.integers(0, (len(audio) - crop) // hop + 1))
+      return {"audio": to_float(audio[start:start + crop]), **other_inputs(ex),
+              "roll": crop_roll(ex, start, crop), **targets}
     start = int(rng.integers(0, len(audio) - crop + 1))
     return {"audio": to_float(audio[start:start + crop]), **other_inputs(ex), **targets}
 
@@ -253,6 +268,24 @@ def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: st
   ds = stream if n == 1 else grain.MapDataset.range(0, len(stream) // n).map(lambda j: stream[rows(j)])
   ds = ds.batch(local_batch, drop_remainder=True)
   return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=4)))
+
+
+def roll_hop(ex, crop: int) -> int:
+  """Samples per frame of an example's piano roll ("roll", aligned with its audio: data/aligned.py);
+  a crop must be whole frames."""
+  hop = len(ex["audio"]) // ex["roll"].shape[0]
+  if hop < 1 or len(ex["audio"]) != hop * ex["roll"].shape[0]:
+    raise DataError(f"a roll of {ex['roll'].shape[0]} frames does not tile {len(ex['audio'])} audio samples")
+  if crop % hop:
+    raise DataError(f"a crop of {crop} samples is not whole roll frames of {hop}: set data.crop_seconds "
+                    f"to a multiple of {hop} samples")
+  return hop
+
+
+def crop_roll(ex, start: int, crop: int) -> np.ndarray:
+  """The roll frames (float32 0 / 1) of audio samples [start, start + crop)."""
+  hop = roll_hop(ex, crop)
+  return np.asarray(ex["roll"][start // hop:(start + crop) // hop], np.float32)
 
 
 def chunk_starts(length: int, crop: int, n_chunks: int) -> np.ndarray:
@@ -272,13 +305,17 @@ def eval_batches(source, *, global_batch: int, crop: int, n_chunks: int, target:
   has_audio = "audio" in first or not n  # a feature dataset has none: its inputs are repeated
 
   def read(i):
-    ex = source[i] if i < n else {"audio": np.zeros(crop, np.int16),
+    ex = source[i] if i < n else {"audio": np.zeros(len(first["audio"]) if "roll" in first else crop, np.int16),
                                   **{k: np.zeros_like(v) for k, v in other_inputs(first).items()}}
     out = {"mask": np.bool_(i < n)}
+    out.update({k: np.repeat(v[None], n_chunks, axis=0) for k, v in other_inputs(ex).items()})
     if has_audio:
       audio = fit_length(ex["audio"], crop)
-      out["audio"] = to_float(np.stack([audio[s:s + crop] for s in chunk_starts(len(audio), crop, n_chunks)]))
-    out.update({k: np.repeat(v[None], n_chunks, axis=0) for k, v in other_inputs(ex).items()})
+      starts = chunk_starts(len(audio), crop, n_chunks)
+      if "roll" in ex:  # each chunk with its own roll frames
+        starts = starts // roll_hop(ex, crop) * roll_hop(ex, crop)
+        out["roll"] = np.stack([crop_roll(ex, s, crop) for s in starts])
+      out["audio"] = to_float(np.stack([audio[s:s + crop] for s in starts]))
     if target:
       out[target] = ex[target] if i < n else np.zeros_like(first[target])
     return out

@@ -12,6 +12,7 @@ from mirjax.models.dieleman import Dieleman1D
 from mirjax.models.fcn import FCN, SampleCNN
 from mirjax.models.lstm import LSTMLanguageModel
 from mirjax.models.mlp import MLPTagger
+from mirjax.models.wavenet import WaveNet, dilations as wavenet_dilations
 from mirjax.models.multiview import JOINT, MultiView
 from mirjax.models.short_chunk_cnn import ShortChunkCNN
 from mirjax.models.ssl import Conv1dBody, Conv2dBody, Encoder, Probe, SSLModel
@@ -20,7 +21,7 @@ from mirjax.errors import ConfigError
 
 BACKENDS = {"short_chunk_cnn": ShortChunkCNN, "dieleman1d": Dieleman1D, "fcn": FCN,
             "samplecnn": SampleCNN, "content_cnn": ContentCNN}
-MODELS = ("tagger", "multiview", "ssl", "probe", "avspeaker", "mlp", "lstm")
+MODELS = ("tagger", "multiview", "ssl", "probe", "avspeaker", "mlp", "lstm", "wavenet")
 ENCODERS = ("cnn_logmel", "pase", "sincmodnet")  # self-supervised encoders (models/ssl.py)
 VIEWS = ("logmel", "gammatone", "cqt", "rawconv", "mfcc", "chroma")  # front-ends a view can be
 
@@ -169,6 +170,24 @@ def lstm_config(width: int = 256, layers: int = 2, dropout: float = 0.1) -> ml_c
   return cfg
 
 
+def wavenet_config(stacks: int = 2, layers_per_stack: int = 10, residual: int = 32, gate: int = 32,
+                   skip: int = 64) -> ml_collections.ConfigDict:
+  """Default (locked) config of the conditioned WaveNet (models/wavenet.py; data.name = "aligned")."""
+  cfg = ml_collections.ConfigDict()
+  cfg.name = "wavenet"  # model kind, one of MODELS
+  cfg.sample_rate = 16000  # Hz of the audio it models
+  cfg.stacks = stacks  # stacks of dilations 1, 2, ..., 2^(layers_per_stack - 1)
+  cfg.layers_per_stack = layers_per_stack
+  cfg.residual = residual  # residual channels
+  cfg.gate = gate  # channels of each half of the gated unit
+  cfg.skip = skip  # skip channels
+  cfg.condition = True  # condition on the piano roll (inputs["roll"])
+  cfg.upsample = "repeat"  # roll frames to samples: "repeat" or "transposed" (learned)
+  cfg.hop = 0  # samples per roll frame; 0: the data's (data.hop), set when the run starts
+  cfg.lock()
+  return cfg
+
+
 def multiview_config(views=("logmel", "gammatone", "cqt", "rawconv")) -> ml_collections.ConfigDict:
   """Default (locked) MultiView config: `views` each through its own sub-network.
 
@@ -285,6 +304,8 @@ def sample_rate(model_cfg) -> int:
     return model_cfg.audio.frontend.sample_rate
   if model_cfg.name in ("mlp", "lstm"):
     return 0  # it reads features or tokens, not audio: any rate
+  if model_cfg.name == "wavenet":
+    return model_cfg.sample_rate
   return model_cfg.frontend.sample_rate
 
 
@@ -295,7 +316,7 @@ def describe_backend(model_cfg) -> str:
     name, fields = f"{model_cfg.encoder.name} encoder", model_cfg.encoder.body
   elif model_cfg.name == "avspeaker":
     name, fields = f"{model_cfg.variant} speaker model: audio ResNet", model_cfg.audio
-  elif model_cfg.name in ("mlp", "lstm"):
+  elif model_cfg.name in ("mlp", "lstm", "wavenet"):
     name, fields = model_cfg.name, model_cfg
   else:
     name, fields = model_cfg.backend.name, model_cfg.backend
@@ -329,6 +350,10 @@ def example_inputs(model_cfg, crop: int) -> dict:
   if model_cfg.name == "lstm":
     return {"tokens": jnp.zeros((1, model_cfg.example_length), jnp.int32), "style": jnp.zeros((1,), jnp.int32)}
   out = {"audio": jnp.zeros((1, crop), jnp.float32)}
+  if model_cfg.name == "wavenet" and model_cfg.condition:
+    if model_cfg.hop < 1:
+      raise ConfigError("model.hop is unset: a run sets it from data.hop")
+    out["roll"] = jnp.zeros((1, -(-crop // model_cfg.hop), 128), jnp.float32)
   if model_cfg.name == "avspeaker" and speaker.VISUAL in speaker.MODALITIES[model_cfg.variant]:
     out["frames"] = jnp.zeros((1, model_cfg.face.n_frames, model_cfg.face.size, model_cfg.face.size, 3),
                               jnp.float32)
@@ -367,6 +392,15 @@ def build(model_cfg, n_outputs, branches=("tagging",), dims=()):
     return LSTMLanguageModel(n_outputs=n_outputs, width=model_cfg.width, layers=model_cfg.layers,
                              dropout=model_cfg.dropout, branch=branches[0],
                              styles=model_cfg.styles if model_cfg.condition_on_style else 0)
+  if model_cfg.name == "wavenet":
+    if len(branches) != 1:
+      raise ConfigError(f"model 'wavenet' has one output branch; the task asks for {list(branches)}")
+    if model_cfg.condition and model_cfg.hop < 1:
+      raise ConfigError("model.hop is unset: a run sets it from data.hop")
+    return WaveNet(n_outputs=n_outputs, dilations=wavenet_dilations(model_cfg.stacks, model_cfg.layers_per_stack),
+                   residual=model_cfg.residual, gate=model_cfg.gate, skip=model_cfg.skip,
+                   hop=model_cfg.hop if model_cfg.condition else 0, upsample=model_cfg.upsample,
+                   branch=branches[0])
   if model_cfg.name == "ssl":
     return SSLModel(encoder=build_encoder(model_cfg.encoder), workers=tuple(branches),
                     dims=tuple(dims), hidden=model_cfg.hidden)

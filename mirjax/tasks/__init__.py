@@ -4,14 +4,15 @@ scalars; `step` is the training step, None outside training), `predict(outputs)`
 and `evaluate(labels, scores)` (host metrics). A task with `verifies` scores trials instead
 of labels (`Verification.score`, `evaluate_scores`)."""
 from mirjax.tasks.classification import Classification
-from mirjax.tasks.language_model import LanguageModel
+from mirjax.tasks.language_model import LanguageModel, Waveform
 from mirjax.tasks.reconstruction import WORKERS, Reconstruction
 from mirjax.tasks.regression import Regression
 from mirjax.tasks.tagging import Tagging
 from mirjax.tasks.verification import Verification
 from mirjax.errors import ConfigError
 
-TASKS = ("tagging", "classification", "regression", "reconstruction", "verification", "language_model")
+TASKS = ("tagging", "classification", "regression", "reconstruction", "verification", "language_model",
+         "waveform")
 
 
 def build(cfg, info, branches=None, stride=None, loss=None):
@@ -31,6 +32,8 @@ def build(cfg, info, branches=None, stride=None, loss=None):
     if not getattr(info, "vocab_size", 0):
       raise ConfigError("task.name='language_model' needs a token dataset: --config.data.name=notes (or midi)")
     return LanguageModel(info.vocab_size, branches)
+  if cfg.name == "waveform":
+    return Waveform(256, branches)
   if cfg.name == "tagging":
     if not getattr(info, "tag_names", ()):
       raise ConfigError("task.name='tagging' needs a multi-label dataset (tags); this one has "

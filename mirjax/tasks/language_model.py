@@ -1,4 +1,5 @@
-"""Next-token prediction over event tokens (mirjax/data/symbolic.py).
+"""Next-token prediction over event tokens (mirjax/data/symbolic.py), and next-sample
+prediction of mu-law audio (`Waveform`, a WaveNet's task).
 
 An example's `tokens` (length + 1) are its model inputs; the logits at position t predict
 token t + 1, and PAD targets (after a piece's EOS) are left out. Held-out splits are scored by
@@ -57,3 +58,44 @@ class LanguageModel:
     """Held-out metrics from the mean cross-entropy per token of each branch."""
     loss = float(np.mean(losses))
     return {"loss": loss, "perplexity": float(np.exp(loss)), "bits_per_token": loss / float(np.log(2.0))}
+
+
+class Waveform:
+  """Next-sample prediction of audio as mu-law classes (a WaveNet): the logits at sample t
+  predict the class of sample t + 1. Held-out splits report the mean cross-entropy per
+  sample as `loss` (nats) and `bits_per_sample`."""
+  target = None
+  label_free = True
+
+  def __init__(self, classes: int = 256, branches=("wavenet",)):
+    self.n_outputs = int(classes)
+    self.branches = tuple(branches)
+
+  def losses(self, outputs, batch, step=None):  # pylint: disable=unused-argument
+    from mirjax.audio.mulaw import mu_law_encode  # pylint: disable=import-outside-toplevel
+    q = mu_law_encode(batch["audio"], self.n_outputs - 1)
+    out = {}
+    for b in self.branches:
+      logp = jax.nn.log_softmax(outputs[b][:, :-1].astype(jnp.float32), axis=-1)
+      nll = -jnp.take_along_axis(logp, q[:, 1:, None], axis=-1)[..., 0]  # -log p(x_{t+1} | x_<=t)
+      real = self._real(batch, nll.shape)
+      out[b] = jnp.sum(nll * real) / jnp.maximum(jnp.sum(real), 1.0)
+    return out
+
+  @staticmethod
+  def _real(batch, shape):
+    mask = batch.get("mask")
+    return jnp.ones(shape, jnp.float32) if mask is None else jnp.broadcast_to(
+        mask.astype(jnp.float32)[:, None], shape)
+
+  def count(self, batch):
+    """Predicted samples of a batch: (T - 1) per real example (`steps.eval_losses`)."""
+    b, t = batch["audio"].shape[:2]
+    return jnp.sum(self._real(batch, (b, t - 1)))
+
+  def predict(self, outputs):
+    return outputs
+
+  def summarize(self, losses: np.ndarray) -> dict:
+    loss = float(np.mean(losses))
+    return {"loss": loss, "bits_per_sample": loss / float(np.log(2.0))}
