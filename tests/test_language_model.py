@@ -89,3 +89,46 @@ def test_the_train_job_trains_the_lstm_on_8_devices(tmp_path, data_dir, words):
     ppl = results[f"{split}/perplexity"]
     assert np.isfinite(ppl) and 1.0 < ppl < symbolic.VOCAB  # below chance after 12 steps at lr 2e-3
     np.testing.assert_allclose(results[f"{split}/bits_per_token"], np.log2(ppl), rtol=1e-5)
+
+
+def test_sampling_filters_keep_the_tokens_they_should():
+  from mirjax.models.lstm import filter_logits
+  logits = jnp.log(jnp.asarray([[0.5, 0.2, 0.15, 0.1, 0.05]]))
+  keep = lambda z: np.isfinite(np.asarray(z))[0]  # noqa: E731
+  np.testing.assert_array_equal(keep(filter_logits(logits, top_k=2)), [1, 1, 0, 0, 0])
+  np.testing.assert_array_equal(keep(filter_logits(logits, top_p=0.7)), [1, 1, 0, 0, 0])  # 0.5 + 0.2 reaches 0.7
+  np.testing.assert_array_equal(keep(filter_logits(logits, top_p=0.71)), [1, 1, 1, 0, 0])
+  np.testing.assert_array_equal(keep(filter_logits(logits, top_p=0.01)), [1, 0, 0, 0, 0])
+  np.testing.assert_allclose(jax.nn.softmax(filter_logits(logits, temperature=2.0)),
+                             jax.nn.softmax(logits / 2.0), rtol=1e-6)
+  # draws follow the filtered distribution: nucleus 0.9 -> tokens 0-3 renormalised
+  z = filter_logits(jnp.broadcast_to(logits, (20000, 5)), top_p=0.9)
+  draws = np.asarray(jax.random.categorical(jax.random.key(0), z))
+  freq = np.bincount(draws, minlength=5) / draws.size
+  np.testing.assert_allclose(freq, [0.5 / 0.95, 0.2 / 0.95, 0.15 / 0.95, 0.1 / 0.95, 0.0], atol=0.012)
+
+
+def test_greedy_sampling_follows_the_model_and_stops_at_eos():
+  from mirjax.models.lstm import sample_tokens
+  cfg = models.lstm_config(width=16, layers=2, dropout=0.0)
+  model = models.build(cfg, n_outputs=symbolic.VOCAB, branches=("lm",))
+  params = jax.tree.map(lambda p: 3.0 * p, model.init(jax.random.key(0), models.example_inputs(cfg, 0)))
+  toks = np.asarray(sample_tokens(model, params, jax.random.key(1), 2, 12, top_k=1, never=(symbolic.BOS,)))
+  seq = np.concatenate([np.full((2, 1), symbolic.BOS), toks], 1)
+  logits = np.array(model.apply(params, {"tokens": jnp.asarray(seq[:, :-1], jnp.int32)})["lm"])
+  logits[..., symbolic.BOS] = -np.inf
+  for b in range(2):
+    for t in range(12):
+      if t and toks[b, t - 1] in (symbolic.EOS, symbolic.PAD):
+        assert toks[b, t] == symbolic.PAD  # after EOS only PAD
+      else:
+        assert toks[b, t] == np.argmax(logits[b, t])  # greedy: the model's most likely token
+  # a model sure of EOS ends at once, then pads
+  sure = jax.tree.map(lambda p: p, params)
+  sure["params"]["head"]["bias"] = sure["params"]["head"]["bias"].at[symbolic.EOS].set(1e4)
+  toks = np.asarray(sample_tokens(model, sure, jax.random.key(1), 2, 5))
+  np.testing.assert_array_equal(toks, [[symbolic.EOS] + [symbolic.PAD] * 4] * 2)
+  # with EOS banned, no sequence ends
+  toks = np.asarray(sample_tokens(model, params, jax.random.key(2), 3, 20, never=(symbolic.BOS, symbolic.EOS,
+                                                                                   symbolic.PAD)))
+  assert not np.isin(toks, [symbolic.BOS, symbolic.EOS, symbolic.PAD]).any()
