@@ -10,6 +10,8 @@ test splits report perplexity and bits per token (bits per sample).
 
   python -m mirjax.main --config=configs/generate.py:lstm,smoke --workdir=/tmp/lstm_smoke
   python -m mirjax.main --config=configs/generate.py:wavenet --workdir=workdirs/wavenet
+  python -m mirjax.main --config=configs/generate.py:pipeline --workdir=workdirs/generate
+  python -m mirjax.main --config=configs/generate.py:pipeline,smoke --workdir=/tmp/generate_smoke
   # your own MIDI files (a piece's style is its first sub-folder)
   python -m mirjax.main --config=configs/generate.py:lstm,style --config.data.name=midi --config.data.manual_dir=/data/midi --workdir=workdirs/lstm_midi
 
@@ -18,12 +20,16 @@ The argument is comma-separated words:
   style    condition the LSTM on the piece's style (its corpus composer, or sub-folder)
   wavenet  the audio model: a WaveNet conditioned on the piano roll, trained on the embedded
            clips without drums rendered again with their rolls (data "aligned")
-  smoke    the smoke pieces and a tiny model: the whole run in seconds
+  pipeline both models trained (or reused), then pieces sampled from the LSTM, rendered by
+           the WaveNet from their piano rolls, written (MIDI, WAV, picture) and measured
+  smoke    the smoke pieces and tiny models: the whole run in seconds
 """
+import ml_collections
+
 from mirjax import config as base, models
 from mirjax.errors import ConfigError
 
-WORDS = ("lstm", "style", "wavenet", "smoke")
+WORDS = ("lstm", "style", "wavenet", "pipeline", "smoke")
 
 
 def wavenet(flags):
@@ -49,8 +55,33 @@ def wavenet(flags):
   return c
 
 
+def pipeline(flags):
+  """Both models trained (or reused), then pieces generated and measured (mirjax/jobs/generate.py)."""
+  c = ml_collections.ConfigDict()
+  c.job = "generate"
+  c.lstm = get_config(",".join(["lstm"] + [w for w in flags if w in ("style", "smoke")]))
+  c.wavenet = get_config(",".join(["wavenet"] + [w for w in flags if w == "smoke"]))
+  g = c.generate = ml_collections.ConfigDict()
+  g.pieces = 4  # generated at once (a batch)
+  g.seconds = 4.0  # of each piece
+  g.tokens = 600  # event tokens sampled per piece (decoded, then cut to `seconds`)
+  g.temperature = 1.0  # the LSTM's sampling temperature
+  g.top_k = 0  # 0: no top-k limit
+  g.top_p = 0.95  # nucleus
+  g.style = 0  # the style a style-conditioned LSTM is given (an index of the dataset's styles)
+  g.wavenet_temperature = 1.0
+  g.seed = 0
+  if "smoke" in flags:
+    g.pieces, g.seconds, g.tokens = 2, 0.128, 48
+  return c
+
+
 def get_config(arg=None):
   flags = base.words(arg, WORDS, "configs/generate.py")
+  if "pipeline" in flags:
+    if "lstm" in flags or "wavenet" in flags:
+      raise ConfigError("configs/generate.py: 'pipeline' trains both models; leave out 'lstm' and 'wavenet'")
+    return pipeline(flags)
   if "wavenet" in flags:
     if "lstm" in flags or "style" in flags:
       raise ConfigError("configs/generate.py: 'wavenet' and 'lstm' / 'style' are separate models; pick one")

@@ -21,7 +21,7 @@ flags.DEFINE_integer("process_id", 0, "This process's index in [0, num_processes
 flags.mark_flags_as_required(["config", "workdir"])
 
 JOBS = ("train", "compare", "compare_ssl", "modulation_rates", "eval", "embed", "similarity", "transfer", "explain",
-        "kmeans", "recommend", "pretrain")
+        "kmeans", "recommend", "pretrain", "generate")
 
 
 def _start_distributed():
@@ -92,14 +92,15 @@ def main(argv):
   import jax
   from mirjax import sharding, validate
   from mirjax.errors import MirjaxError
-  from mirjax.jobs import (compare, embed, evaluate, explain, kmeans, modulation_rates, pretrain, recommend, similarity,
-                           train, transfer)
+  from mirjax.jobs import (compare, embed, evaluate, explain, generate, kmeans, modulation_rates, pretrain, recommend,
+                           similarity, train, transfer)
   workdir = flags.FLAGS.workdir
   try:  # settings that cannot work stop here, before any data is loaded or folder made
     validate.check(config, sharding.make_mesh(config.mesh.num_devices) if "mesh" in config else None)
     {"eval": evaluate.check, "embed": embed.check, "similarity": similarity.check,
      "transfer": transfer.check, "kmeans": lambda c, _: kmeans.check(c),
-     "recommend": lambda c, _: recommend.check(c), "pretrain": lambda c, _: pretrain.check(c)}.get(job, lambda *_: None)(config, workdir)
+     "recommend": lambda c, _: recommend.check(c), "pretrain": lambda c, _: pretrain.check(c),
+     "generate": lambda c, _: generate.check(c)}.get(job, lambda *_: None)(config, workdir)
   except MirjaxError as e:
     sys.exit(f"error: {e}")
   logging.info("mirjax: %d process(es), %d device(s): %s", jax.process_count(), jax.device_count(),
@@ -110,7 +111,7 @@ def main(argv):
          "eval": evaluate.evaluate_trained, "embed": embed.embed,
          "similarity": similarity.similarity, "transfer": transfer.transfer,
          "explain": explain.explain, "kmeans": kmeans.run, "recommend": recommend.run,
-         "pretrain": pretrain.run}[config.job]
+         "pretrain": pretrain.run, "generate": generate.run}[config.job]
   try:
     with workdir_lib.lock(workdir, primary=jax.process_index() == 0):  # one run per workdir
       run(config, workdir)

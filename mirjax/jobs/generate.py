@@ -1,0 +1,201 @@
+"""The generation pipeline (config.job = "generate"; configs/generate.py:pipeline).
+
+"Conditioning Deep Generative Raw Audio Models for Structured Automatic Music" (Manzelli
+et al., arXiv:1806.09905): the LSTM (config.lstm) and the conditioned WaveNet
+(config.wavenet) are trained by the train job into WORKDIR/lstm and WORKDIR/wavenet (a
+finished run of the same config is reused; a killed one resumes), each read back at the
+step its validation chose. Then, for `generate.pieces` pieces at once:
+
+  1. the LSTM samples event tokens (temperature, top-k, nucleus), decoded to notes and cut
+     to `generate.seconds`;
+  2. their piano roll conditions the WaveNet, which samples audio with cached activations;
+  3. WORKDIR/generated/piece<k>.mid, .wav and .png (the roll above the generated audio's
+     constant-Q spectrogram) are written.
+
+It measures (results.json, generated/generate.md): conditioning fidelity, the frame-level
+F1 of the pitch classes a chromagram hears in the audio against the roll's, for the
+generated audio, for audio the WaveNet generates from the roll shuffled in time (a control
+that keeps the notes but breaks the alignment) and for the roll rendered by the embedded
+synthesiser (what a perfect model of that synthesiser would reach); and statistics of the
+sampled notes against the test pieces (pitch-class and interval histograms, note density),
+beside the same statistics of the validation pieces against the test pieces.
+"""
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mirjax import checkpoint, metrics
+from mirjax.data import symbolic
+from mirjax.errors import ConfigError
+from mirjax.evaluation import generation as measures
+
+
+def check(config):
+  g = config.generate
+  if g.pieces < 1 or g.tokens < 2 or not g.seconds > 0:
+    raise ConfigError(f"generate.pieces={g.pieces}, tokens={g.tokens}, seconds={g.seconds}: "
+                      "generate at least 1 piece of at least 2 tokens and a positive length")
+  if not g.temperature > 0 or not 0 < g.top_p <= 1 or g.top_k < 0:
+    raise ConfigError(f"generate.temperature={g.temperature}, top_k={g.top_k}, top_p={g.top_p}: "
+                      "temperature > 0, top_k >= 0 (0: off), 0 < top_p <= 1")
+  if config.wavenet.model.name != "wavenet" or not config.wavenet.model.condition:
+    raise ConfigError("config.wavenet must train a conditioned WaveNet (model.condition = True)")
+
+
+def _trained(config, path):
+  """The run trained from `config` in `path` (trained now unless it finished before), read
+  at the step its validation chose."""
+  from mirjax.jobs import compare  # pylint: disable=import-outside-toplevel
+  os.makedirs(path, exist_ok=True)
+  compare._run(config, path)  # pylint: disable=protected-access
+  folder = "best" if config.train.select_by and os.path.isdir(os.path.join(path, "best")) else "checkpoints"
+  return checkpoint.load_trained_run(path, folder=folder)
+
+
+def sample_notes(run, g, key) -> list[np.ndarray]:
+  """`g.pieces` pieces of notes sampled from the trained LSTM run."""
+  from mirjax.models.lstm import sample_tokens  # pylint: disable=import-outside-toplevel
+  model = run.system.model
+  style = jnp.full((g.pieces,), int(g.style), jnp.int32)
+  sample = jax.jit(lambda params, key: sample_tokens(
+      model, params, key, g.pieces, g.tokens, style=style, temperature=g.temperature, top_k=g.top_k,
+      top_p=g.top_p, never=(symbolic.BOS, symbolic.PAD)))
+  tokens = np.asarray(sample({"params": run.state.params}, key))
+  pieces = []
+  for row in tokens:
+    notes = symbolic.decode(row)
+    notes = notes[notes[:, 0] < g.seconds]
+    notes[:, 1] = np.minimum(notes[:, 1], g.seconds)
+    pieces.append(notes)
+  return pieces
+
+
+def sample_audio(run, rolls: np.ndarray, n_samples: int, key, temperature: float) -> np.ndarray:
+  """Audio (pieces, n_samples) in [-1, 1] the trained WaveNet samples conditioned on `rolls`."""
+  from mirjax.audio.mulaw import mu_law_decode  # pylint: disable=import-outside-toplevel
+  from mirjax.models import wavenet  # pylint: disable=import-outside-toplevel
+  model = run.system.model
+  gen = jax.jit(lambda params, roll, key: mu_law_decode(
+      wavenet.sample(model, params, key, roll.shape[0], n_samples, roll=roll, temperature=temperature)))
+  return np.asarray(gen({"params": run.state.params}, jnp.asarray(rolls, jnp.float32), key))
+
+
+def render(notes: np.ndarray, n_samples: int, sr: int) -> np.ndarray:
+  """The notes played by the embedded synthesiser (acoustic grand piano), levelled as the
+  embedded clips are (-20 dBFS RMS), in [-1, 1]."""
+  # pylint: disable=import-outside-toplevel
+  from mirjax.data.embedded import render as synth
+  events = np.stack([notes[:, 0], notes[:, 1] - notes[:, 0], notes[:, 2], np.zeros(len(notes)), notes[:, 3]], 1)
+  audio = synth.synthesize(events, {0: 0}, n_samples, sr)
+  return synth.level(audio, -20.0) if np.abs(audio).max() > 0 else audio
+
+
+def picture(path: str, roll: np.ndarray, audio: np.ndarray, sr: int, hop: int, title: str):
+  """The piano roll above the audio's constant-Q spectrogram (dB), on one time axis."""
+  # pylint: disable=import-outside-toplevel
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  from mirjax import audio as dsp
+  seconds = len(audio) / sr
+  spec = np.abs(np.asarray(dsp.cqt(jnp.asarray(audio, jnp.float32), sr=sr, hop_length=hop, n_bins=72)))
+  db = 20 * np.log10(spec + 1e-6)
+  fig, (a, b) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+  pitches = np.flatnonzero(roll.any(0))
+  lo, hi = (int(pitches.min()) - 2, int(pitches.max()) + 3) if pitches.size else (36, 96)
+  a.imshow(roll[:, lo:hi].T, origin="lower", aspect="auto", cmap="Greys", extent=(0, seconds, lo, hi))
+  a.set_ylabel("MIDI pitch")
+  a.set_title(title)
+  b.imshow(db.T, origin="lower", aspect="auto", cmap="magma", vmin=db.max() - 80, extent=(0, seconds, 24, 96))
+  b.set_ylabel("constant-Q (MIDI pitch)")
+  b.set_xlabel("seconds")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def run(config, workdir: str) -> dict:
+  """Trains (or reuses) both models, generates, writes the pieces and results.json."""
+  # pylint: disable=import-outside-toplevel
+  import soundfile
+
+  from mirjax.jobs import compare
+  t0 = time.time()
+  check(config)
+  compare.share_compilations(workdir)
+  g = config.generate
+  lstm = _trained(config.lstm, os.path.join(workdir, "lstm"))
+  wave = _trained(config.wavenet, os.path.join(workdir, "wavenet"))
+  sr, hop = int(config.wavenet.model.sample_rate), int(config.wavenet.data.hop)
+  n_samples = int(round(g.seconds * sr)) // hop * hop
+  frames = n_samples // hop
+  k_notes, k_audio, k_shuffle = jax.random.split(jax.random.key(int(g.seed)), 3)
+  pieces = sample_notes(lstm, g, k_notes)
+  rolls = np.stack([symbolic.piano_roll(p, fs=sr / hop, frames=frames) for p in pieces]).astype(np.float32)
+  audio = sample_audio(wave, rolls, n_samples, k_audio, g.wavenet_temperature)
+  perm = np.random.default_rng(int(g.seed)).permutation(frames)  # the control: the same notes, out of time
+  shuffled = sample_audio(wave, rolls[:, perm], n_samples, k_shuffle, g.wavenet_temperature)
+  rendered = np.stack([render(p, n_samples, sr) for p in pieces])
+
+  out = os.path.join(workdir, "generated")
+  os.makedirs(out, exist_ok=True)
+  files, fidelity = [], {"generated": [], "shuffled_roll": [], "rendered_roll": []}
+  for k, (notes, roll) in enumerate(zip(pieces, rolls)):
+    stem = os.path.join(out, f"piece{k}")
+    symbolic.write_midi(notes, stem + ".mid")
+    soundfile.write(stem + ".wav", audio[k], sr, subtype="PCM_16")
+    picture(stem + ".png", roll, audio[k], sr, hop, f"piece {k}: LSTM notes (top), WaveNet audio (bottom)")
+    files += [stem + ext for ext in (".mid", ".wav", ".png")]
+    ref = measures.roll_pitch_classes(roll)
+    for name, a in (("generated", audio[k]), ("shuffled_roll", shuffled[k]), ("rendered_roll", rendered[k])):
+      fidelity[name].append(measures.frame_f1(measures.heard_pitch_classes(a, sr, hop, frames), ref)["f1"])
+
+  d = config.lstm.data  # the LSTM's corpus, as its training cached it: its test pieces are the reference
+  cache = symbolic.cached_tokens(d.data_dir or _data_dir(), d.manual_dir if d.name == "midi" else None, d.config)
+
+  def split_pieces(k):
+    idx = np.flatnonzero(cache["split"] == k)
+    return [symbolic.decode(cache["tokens"][cache["offsets"][i]:cache["offsets"][i + 1]]) for i in idx]
+  test, valid = split_pieces(2), split_pieces(1)
+  results = {
+      "pieces": int(g.pieces), "seconds": float(n_samples / sr), "files": files,
+      "lstm_step": int(lstm.step), "wavenet_step": int(wave.step),
+      "lstm_test": _read_results(os.path.join(workdir, "lstm")), "wavenet_test": _read_results(os.path.join(workdir, "wavenet")),
+      "fidelity_f1": {name: {"mean": float(np.mean(v)), "per_piece": [float(x) for x in v]} for name, v in fidelity.items()},
+      "symbolic_vs_test": measures.symbolic_statistics(pieces, test),
+      "valid_vs_test": measures.symbolic_statistics(valid, test),
+      "wall_time_s": time.time() - t0}
+  with open(os.path.join(out, "generate.md"), "w") as f:
+    f.write(report(results))
+  metrics.write_results(workdir, results)
+  print(report(results))
+  return results
+
+
+def _data_dir():
+  from mirjax.data import default_data_dir  # pylint: disable=import-outside-toplevel
+  return default_data_dir()
+
+
+def _read_results(path):
+  """The test metrics of a trained run (its results.json)."""
+  with open(os.path.join(path, "results.json")) as f:
+    r = json.load(f)
+  return {k: v for k, v in r.items() if k.startswith("test/")}
+
+
+def report(results) -> str:
+  f, s, v = results["fidelity_f1"], results["symbolic_vs_test"], results["valid_vs_test"]
+  lines = [f"# Generated: {results['pieces']} pieces of {results['seconds']:.2f} s", "",
+           "| audio | pitch-class F1 against the conditioning roll (mean over pieces) |", "|---|---|"]
+  lines += [f"| {name.replace('_', ' ')} | {f[name]['mean']:.4f} |" for name in ("generated", "shuffled_roll", "rendered_roll")]
+  lines += ["", "| notes | pitch-class TV to test | interval TV to test | notes / s |", "|---|---|---|---|",
+            f"| LSTM samples | {s['pitch_class_tv']:.4f} | {s['interval_tv']:.4f} | {s['note_density']:.2f} |",
+            f"| validation pieces | {v['pitch_class_tv']:.4f} | {v['interval_tv']:.4f} | {v['note_density']:.2f} |",
+            f"| test pieces | 0 | 0 | {s['reference_note_density']:.2f} |"]
+  return "\n".join(lines) + "\n"
