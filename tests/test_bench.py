@@ -176,3 +176,18 @@ def test_benchmarks_make_one_host_device_per_core_unless_told_otherwise():
   env = {}
   one_host_device_per_core(env)
   assert env["XLA_FLAGS"] == f"--xla_force_host_platform_device_count={len(os.sched_getaffinity(0))}"
+
+
+def test_wavenet_bench_figures_are_consistent():
+  out = _run("mirjax.bench.wavenet")
+  lines = [l for l in out.splitlines() if re.match(r"\s+\d+ pieces:", l)]
+  assert lines, out
+  for line in lines:
+    pieces = int(line.split()[0])
+    cached, naive, ratio, n_naive, long, n_long, per_piece, batch = _figures(
+        rf"cached {NUM} samples/s\s+naive {NUM} samples/s\s+ratio {NUM}x at {NUM} samples; cached {NUM} "
+        rf"samples/s at {NUM} samples = {NUM}x real time per piece, {NUM}x for the batch", line)
+    assert _agrees(ratio, 2, cached / naive, (cached, 1), (naive, 1)), line
+    assert _agrees(per_piece, 4, long / pieces / 16000, (long, 1)), line
+    assert _agrees(batch, 4, long / 16000, (long, 1)), line
+    assert n_long > n_naive
