@@ -182,6 +182,7 @@ def wavenet_config(stacks: int = 2, layers_per_stack: int = 10, residual: int = 
   cfg.gate = gate  # channels of each half of the gated unit
   cfg.skip = skip  # skip channels
   cfg.condition = True  # condition on the piano roll (inputs["roll"])
+  cfg.cond_channels = 16  # the roll's shared projection per frame, before each layer's own
   cfg.upsample = "repeat"  # roll frames to samples: "repeat" or "transposed" (learned)
   cfg.hop = 0  # samples per roll frame; 0: the data's (data.hop), set when the run starts
   cfg.lock()
@@ -400,6 +401,7 @@ def build(model_cfg, n_outputs, branches=("tagging",), dims=()):
     return WaveNet(n_outputs=n_outputs, dilations=wavenet_dilations(model_cfg.stacks, model_cfg.layers_per_stack),
                    residual=model_cfg.residual, gate=model_cfg.gate, skip=model_cfg.skip,
                    hop=model_cfg.hop if model_cfg.condition else 0, upsample=model_cfg.upsample,
+                   cond_channels=model_cfg.cond_channels,
                    branch=branches[0])
   if model_cfg.name == "ssl":
     return SSLModel(encoder=build_encoder(model_cfg.encoder), workers=tuple(branches),

@@ -8,8 +8,8 @@ stack) with gated activation units
 
   z = tanh(W_f * x + V_f y) . sigmoid(W_g * x + V_g y)     (van den Oord et al., eq. 3)
 
-where y is the piano roll upsampled to the sample rate (repetition, or a learned transposed
-convolution), each with a residual and a skip connection -> ReLU, 1x1, ReLU, 1x1 -> logits
+where y is the piano roll, projected to `cond_channels` per frame and upsampled to the
+sample rate (repetition, or a learned transposed convolution), each with a residual and a skip connection -> ReLU, 1x1, ReLU, 1x1 -> logits
 over the next sample's 256 classes.
 
 A kernel-2 dilated causal convolution is out_t = A x_{t-d} + B x_t, so generating one sample
@@ -47,6 +47,7 @@ class WaveNet(nn.Module):
   gate: int = 32
   skip: int = 64
   hop: int = 0  # samples per roll frame; 0: no conditioning
+  cond_channels: int = 16  # the roll's shared 1x1 projection, before each layer's own
   upsample: str = "repeat"  # "repeat" or "transposed" (a learned transposed convolution)
   branch: str = "wavenet"
 
@@ -60,8 +61,9 @@ class WaveNet(nn.Module):
     self.res = [nn.Dense(self.residual, name=f"residual_{i}") for i in range(len(self.dilations))]
     self.skips = [nn.Dense(self.skip, name=f"skip_{i}") for i in range(len(self.dilations))]
     self.out1, self.out2 = nn.Dense(self.skip, name="out_1"), nn.Dense(self.n_outputs, name="out_2")
+    self.cond_in = nn.Dense(self.cond_channels, name="cond_in")
     if self.hop and self.upsample == "transposed":
-      self.up = nn.ConvTranspose(self.residual, (self.hop,), strides=(self.hop,), name="upsample")
+      self.up = nn.ConvTranspose(self.cond_channels, (self.hop,), strides=(self.hop,), name="upsample")
     elif self.upsample not in ("repeat", "transposed"):
       raise ValueError(f"upsample {self.upsample!r}: choose 'repeat' or 'transposed'")
 
@@ -69,8 +71,8 @@ class WaveNet(nn.Module):
     """The roll (B, frames, pitches) at the sample rate: (B, length, channels), or None."""
     if not self.hop:
       return None
-    roll = roll.astype(jnp.float32)
-    y = self.up(roll) if self.upsample == "transposed" else jnp.repeat(roll, self.hop, axis=1)
+    h = self.cond_in(roll.astype(jnp.float32))  # (B, frames, cond_channels), a frame at a time
+    y = self.up(h) if self.upsample == "transposed" else jnp.repeat(h, self.hop, axis=1)
     if y.shape[1] < length:
       raise ValueError(f"a roll of {roll.shape[1]} frames of {self.hop} samples covers {y.shape[1]} "
                        f"samples, fewer than the {length} asked for")
