@@ -105,3 +105,23 @@ def test_a_conditioned_wavenet_trains_on_8_devices(tmp_path, data_dir):
   for split in ("valid", "test"):
     np.testing.assert_allclose(results[f"{split}/bits_per_sample"], results[f"{split}/loss"] / np.log(2), rtol=1e-6)
     assert 0 < results[f"{split}/bits_per_sample"] < 9.0
+
+
+def test_the_roll_marks_the_frames_where_the_synthesiser_holds_a_key():
+  """Frame f holds a pitch exactly when some sample of [f hop, (f + 1) hop) is between the
+  note's key-down sample round(start sr) and its key-up sample max(down + 1, round(end sr))."""
+  rng = np.random.default_rng(3)
+  sr, hop, frames = 16000, 128, 80
+  start = rng.uniform(0, 0.6, 40)
+  notes = np.stack([start, start + rng.uniform(0.0001, 0.1, 40), rng.integers(40, 90, 40), np.full(40, 80.0)], 1)
+  got = aligned.sample_roll(notes, sr, hop, frames)
+  held = np.zeros((frames * hop, 128), bool)
+  for s, e, p, _ in notes:
+    down = int(round(s * sr))
+    held[down:max(down + 1, int(round(e * sr))), int(p)] = True
+  np.testing.assert_array_equal(got, held.reshape(frames, hop, 128).any(1))
+
+
+def test_selection_minimises_bits_per_sample_and_token():
+  from mirjax.jobs.train import lower_is_better
+  assert lower_is_better("bits_per_sample") and lower_is_better("bits_per_token") and lower_is_better("perplexity")

@@ -46,7 +46,14 @@ def test_no_output_depends_on_a_later_sample():
     out = np.asarray(m.apply(params, {"classes": changed, "roll": roll})["wavenet"])
     np.testing.assert_array_equal(out[:, :t], base[:, :t])  # outputs before t never see sample t
     assert not np.allclose(out[:, t], base[:, t])  # the output at t sees it
-  assert wn.receptive_field(m.dilations) == 2 + 2 * 15 - 1
+  assert wn.receptive_field(m.dilations) == 2 + 2 * 15
+  # the receptive field, measured: the output at t = 63 sees samples 63 - 31 .. 63, not 63 - 32
+  for back, sees in ((31, True), (32, False)):
+    changed = q.at[:, 63 - back].set((q[:, 63 - back] + 100) % 256)
+    out = np.asarray(m.apply(params, {"classes": changed, "roll": roll})["wavenet"])
+    assert (not np.allclose(out[:, 63], base[:, 63])) == sees
+  with pytest.raises(ValueError, match="aligned"):
+    m.apply(params, {"classes": q})
 
 
 @pytest.mark.parametrize("hop,upsample", [(0, "repeat"), (8, "repeat"), (8, "transposed")])

@@ -3,11 +3,12 @@
 The clips are the embedded dataset's own (`mirjax.data.embedded`: the same pieces, split by
 piece, and rendering plan), those without drums (the roll has no drum pitches), rendered
 again with the same synthesiser, so roll and audio align exactly: frame f of the roll is 1
-for a pitch whose note is held (key down) anywhere in samples [f hop, (f + 1) hop).
+for a pitch whose key is down anywhere in samples [f hop, (f + 1) hop) (`sample_roll`).
 Examples are {"audio": int16 (clip_samples,), "roll": uint8 (clip_samples / hop, 128),
 "piece": int32}; the train pipeline crops audio and roll together (`pipeline.crop_aligned`).
 """
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -16,6 +17,21 @@ from mirjax.data import symbolic
 from mirjax.errors import DataError
 
 CACHE_VERSION = 1
+
+
+def sample_roll(notes: np.ndarray, sr: int, hop: int, frames: int) -> np.ndarray:
+  """(frames, 128) uint8 roll of notes as the synthesiser plays them (`render.synthesize`:
+  key down at sample round(start sr), up at max(that + 1, round(end sr))): frame f is 1
+  for a pitch whose key is down anywhere in samples [f hop, (f + 1) hop)."""
+  notes = np.asarray(notes, np.float64).reshape(-1, 4)
+  roll = np.zeros((frames + 1, symbolic.N_PITCHES), np.int32)
+  on = np.round(notes[:, 0] * sr).astype(np.int64)
+  off = np.maximum(on + 1, np.round(notes[:, 1] * sr).astype(np.int64))
+  first, last = on // hop, -(-off // hop)  # frames [first, last) hold a sample of the note
+  pitch = notes[:, 2].astype(np.int64)
+  np.add.at(roll, (np.clip(first, 0, frames), pitch), 1)
+  np.add.at(roll, (np.clip(last, 0, frames), pitch), -1)
+  return (np.cumsum(roll, 0)[:frames] > 0).astype(np.uint8)
 
 
 def clip_notes(notes: np.ndarray, clip, span_s: float) -> np.ndarray:
@@ -59,7 +75,12 @@ def build(data_dir: str, config_name: str = "default", hop: int = 128, workers: 
   sr = render.SAMPLE_RATE
   if cfg.clip_samples % hop:
     raise DataError(f"hop {hop} does not divide the {cfg.clip_samples}-sample clips")
-  path = pathlib.Path(data_dir) / "mirjax_aligned" / f"{config_name}-hop{hop}-v{CACHE_VERSION}.npz"
+  # named by everything its bytes depend on, so a changed plan or renderer never reads an old cache
+  import hashlib  # pylint: disable=import-outside-toplevel
+  settings = [CACHE_VERSION, str(EmbeddedMusic.VERSION), cfg.num_pieces, cfg.clips_per_piece, cfg.clip_seconds,
+              cfg.seed, sr, hop]
+  key = hashlib.sha256(repr(settings).encode()).hexdigest()[:12]
+  path = pathlib.Path(data_dir) / "mirjax_aligned" / f"{config_name}-hop{hop}-{key}.npz"
   if path.exists():
     return path
   workers = workers or parallel.default_workers()
@@ -78,11 +99,11 @@ def build(data_dir: str, config_name: str = "default", hop: int = 128, workers: 
         continue
       for c, (a, notes) in zip(piece_clips, result):
         audio.append(a)
-        rolls.append(np.packbits(symbolic.piano_roll(notes, fs=sr / hop, frames=cfg.clip_samples // hop), axis=1))
+        rolls.append(np.packbits(sample_roll(notes, sr, hop, cfg.clip_samples // hop), axis=1))
         pieces.append(c.piece)
         which.append(k)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(".tmp.npz")
+  tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # processes building at once never share a file
   np.savez(tmp, audio=np.stack(audio), rolls=np.stack(rolls), piece=np.asarray(pieces, np.int32),
            split=np.asarray(which, np.int32), sample_rate=np.int64(sr), hop=np.int64(hop),
            skipped=np.asarray(json.dumps(skipped)))

@@ -13,6 +13,7 @@ Pieces come from the music21 corpus (the pieces, and the split by piece, of the 
 audio dataset, `mirjax.data.embedded`) or from a folder of MIDI files (`read_folder`);
 files that fail to parse are skipped and counted, never fatal.
 """
+import os
 import pathlib
 
 import numpy as np
@@ -242,7 +243,7 @@ def corpus_pieces(config_name: str = "default", workers: int | None = None):
 
 
 def folder_pieces(folder):
-  """(pieces, styles, split, skipped) of a MIDI folder (`read_folder`): a piece's style is
+  """(pieces, styles, split, skipped, style names) of a MIDI folder (`read_folder`): a piece's style is
   its first sub-folder (sorted; one style when every file is at the top), the split by piece
   is drawn with seed 0 as the embedded dataset's."""
   from mirjax.data.embedded import corpus  # pylint: disable=import-outside-toplevel
@@ -259,9 +260,22 @@ def _cache_path(data_dir: str, key: str) -> pathlib.Path:
   return pathlib.Path(data_dir) / "mirjax_notes" / f"{key}-v{CACHE_VERSION}.npz"
 
 
+def _token_settings() -> list:
+  return [CACHE_VERSION, SHIFT_STEPS, STEPS_PER_SECOND, VELOCITY_BINS, DEFAULT_VELOCITY, MIN_NOTES, VOCAB]
+
+
+def _corpus_key(config_name: str) -> str:
+  """A digest of what the embedded pieces' tokens depend on: the draw and the vocabulary."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  from mirjax.data.builders.embedded_music import EmbeddedMusic  # pylint: disable=import-outside-toplevel
+  cfg = {c.name: c for c in EmbeddedMusic.BUILDER_CONFIGS}.get(config_name)
+  draw = [cfg.num_pieces, cfg.seed] if cfg else []
+  return hashlib.sha256(repr(_token_settings() + draw).encode()).hexdigest()[:12]
+
+
 def _folder_key(folder) -> str:
   import hashlib  # pylint: disable=import-outside-toplevel
-  h = hashlib.sha256()
+  h = hashlib.sha256(repr(_token_settings()).encode())
   for p in sorted(pathlib.Path(folder).rglob("*")):
     if p.suffix.lower() in MIDI_SUFFIXES and p.is_file():
       st = p.stat()
@@ -274,7 +288,7 @@ def cached_tokens(data_dir: str, folder: str | None = None, config_name: str = "
   the first call: tokens (concatenated int32), offsets (pieces + 1), names, styles (int32),
   style_names, split (int32 per piece: 0 train, 1 valid, 2 test) and skipped (path -> why)."""
   import json  # pylint: disable=import-outside-toplevel
-  key = _folder_key(folder) if folder else f"corpus-{config_name}"
+  key = _folder_key(folder) if folder else f"corpus-{config_name}-{_corpus_key(config_name)}"
   path = _cache_path(data_dir, key)
   if not path.exists():
     if folder:
@@ -288,7 +302,7 @@ def cached_tokens(data_dir: str, folder: str | None = None, config_name: str = "
     for k, s in enumerate(("train", "valid", "test")):
       which[split[s]] = k
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # processes building at once never share a file
     np.savez(tmp, tokens=np.concatenate(tokens).astype(np.int32),
              offsets=np.concatenate([[0], np.cumsum([t.size for t in tokens])]).astype(np.int64),
              names=np.asarray([p for p, _ in pieces]), styles=np.asarray(styles, np.int32),

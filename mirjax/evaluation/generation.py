@@ -46,18 +46,18 @@ def frame_f1(pred: np.ndarray, ref: np.ndarray) -> dict:
   return {"precision": p, "recall": r, "f1": f1}
 
 
-def pitch_class_histogram(notes: np.ndarray) -> np.ndarray:
-  """(12,) share of notes of each pitch class."""
-  h = np.bincount(np.asarray(notes)[:, 2].astype(int) % 12, minlength=12).astype(np.float64)
-  return h / max(h.sum(), 1.0)
+def pitch_class_histogram(notes: np.ndarray, counts: bool = False) -> np.ndarray:
+  """(12,) share (or, with counts, number) of notes of each pitch class."""
+  h = np.bincount(np.asarray(notes).reshape(-1, 4)[:, 2].astype(int) % 12, minlength=12).astype(np.float64)
+  return h if counts else h / max(h.sum(), 1.0)
 
 
 INTERVALS = 12  # melodic intervals are clipped to +-12 semitones
 
 
-def interval_histogram(notes: np.ndarray) -> np.ndarray:
-  """(25,) share of each interval, -12..12 semitones (clipped), between the highest pitches
-  of successive onsets (the top line)."""
+def interval_histogram(notes: np.ndarray, counts: bool = False) -> np.ndarray:
+  """(25,) share (or, with counts, number) of each interval, -12..12 semitones (clipped),
+  between the highest pitches of successive onsets (the top line)."""
   notes = np.asarray(notes)
   if len(notes) == 0:
     return np.zeros(2 * INTERVALS + 1)
@@ -66,7 +66,7 @@ def interval_histogram(notes: np.ndarray) -> np.ndarray:
   np.maximum.at(top, inverse, notes[:, 2])
   steps = np.clip(np.diff(top), -INTERVALS, INTERVALS).astype(int) + INTERVALS
   h = np.bincount(steps, minlength=2 * INTERVALS + 1).astype(np.float64)
-  return h / max(h.sum(), 1.0)
+  return h if counts else h / max(h.sum(), 1.0)
 
 
 def note_density(notes: np.ndarray) -> float:
@@ -86,8 +86,8 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
 def symbolic_statistics(pieces, reference) -> dict:
   """Statistics of `pieces` (notes arrays) against `reference` pieces: the total variation of
   their pooled pitch-class and interval histograms, and each side's mean note density."""
-  def pooled(fn, ps):
-    hs = np.array([fn(p) * len(p) for p in ps])
+  def pooled(fn, ps):  # every piece's counts added, then normalised
+    hs = np.array([fn(p, counts=True) for p in ps])
     return hs.sum(0) / max(hs.sum(), 1.0)
   return {"pitch_class_tv": total_variation(pooled(pitch_class_histogram, pieces), pooled(pitch_class_histogram, reference)),
           "interval_tv": total_variation(pooled(interval_histogram, pieces), pooled(interval_histogram, reference)),

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirjax import checkpoint, metrics
-from mirjax.data import symbolic
+from mirjax.data import aligned, symbolic
 from mirjax.errors import ConfigError
 from mirjax.evaluation import generation as measures
 
@@ -44,6 +44,11 @@ def check(config):
                       "temperature > 0, top_k >= 0 (0: off), 0 < top_p <= 1")
   if config.wavenet.model.name != "wavenet" or not config.wavenet.model.condition:
     raise ConfigError("config.wavenet must train a conditioned WaveNet (model.condition = True)")
+  if g.top_k > symbolic.VOCAB:
+    raise ConfigError(f"generate.top_k={g.top_k} exceeds the {symbolic.VOCAB} tokens (0: no top-k limit)")
+  if round(g.seconds * config.wavenet.model.sample_rate) < config.wavenet.data.hop:
+    raise ConfigError(f"generate.seconds={g.seconds} is shorter than one piano-roll frame "
+                      f"({config.wavenet.data.hop} samples)")
 
 
 def _trained(config, path):
@@ -60,6 +65,9 @@ def sample_notes(run, g, key) -> list[np.ndarray]:
   """`g.pieces` pieces of notes sampled from the trained LSTM run."""
   from mirjax.models.lstm import sample_tokens  # pylint: disable=import-outside-toplevel
   model = run.system.model
+  if model.styles and not 0 <= g.style < model.styles:
+    raise ConfigError(f"generate.style={g.style}: the LSTM knows styles 0..{model.styles - 1} "
+                      f"({', '.join(run.meta.get('class_names', ()))})")
   style = jnp.full((g.pieces,), int(g.style), jnp.int32)
   sample = jax.jit(lambda params, key: sample_tokens(
       model, params, key, g.pieces, g.tokens, style=style, temperature=g.temperature, top_k=g.top_k,
@@ -74,14 +82,15 @@ def sample_notes(run, g, key) -> list[np.ndarray]:
   return pieces
 
 
-def sample_audio(run, rolls: np.ndarray, n_samples: int, key, temperature: float) -> np.ndarray:
-  """Audio (pieces, n_samples) in [-1, 1] the trained WaveNet samples conditioned on `rolls`."""
+def audio_sampler(run, n_samples: int, temperature: float):
+  """fn(rolls (pieces, frames, 128), key) -> audio (pieces, n_samples) in [-1, 1] that the
+  trained WaveNet samples conditioned on the rolls (compiled once for every call)."""
   from mirjax.audio.mulaw import mu_law_decode  # pylint: disable=import-outside-toplevel
   from mirjax.models import wavenet  # pylint: disable=import-outside-toplevel
   model = run.system.model
   gen = jax.jit(lambda params, roll, key: mu_law_decode(
       wavenet.sample(model, params, key, roll.shape[0], n_samples, roll=roll, temperature=temperature)))
-  return np.asarray(gen({"params": run.state.params}, jnp.asarray(rolls, jnp.float32), key))
+  return lambda rolls, key: np.asarray(gen({"params": run.state.params}, jnp.asarray(rolls, jnp.float32), key))
 
 
 def render(notes: np.ndarray, n_samples: int, sr: int) -> np.ndarray:
@@ -136,10 +145,12 @@ def run(config, workdir: str) -> dict:
   frames = n_samples // hop
   k_notes, k_audio, k_shuffle = jax.random.split(jax.random.key(int(g.seed)), 3)
   pieces = sample_notes(lstm, g, k_notes)
-  rolls = np.stack([symbolic.piano_roll(p, fs=sr / hop, frames=frames) for p in pieces]).astype(np.float32)
-  audio = sample_audio(wave, rolls, n_samples, k_audio, g.wavenet_temperature)
+  # the rolls as the WaveNet learnt them: keys down as the synthesiser plays the notes
+  rolls = np.stack([aligned.sample_roll(p, sr, hop, frames) for p in pieces]).astype(np.float32)
+  sample_audio = audio_sampler(wave, n_samples, g.wavenet_temperature)
+  audio = sample_audio(rolls, k_audio)
   perm = np.random.default_rng(int(g.seed)).permutation(frames)  # the control: the same notes, out of time
-  shuffled = sample_audio(wave, rolls[:, perm], n_samples, k_shuffle, g.wavenet_temperature)
+  shuffled = sample_audio(rolls[:, perm], k_shuffle)
   rendered = np.stack([render(p, n_samples, sr) for p in pieces])
 
   out = os.path.join(workdir, "generated")

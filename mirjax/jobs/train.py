@@ -147,10 +147,10 @@ def blend_start(config) -> int:
 def lower_is_better(metric: str) -> bool:
   """Whether validation metric `metric` is minimised: a loss ("loss", "loss/<worker>": what
   label-free runs report), an EER, a minDCF, a mean squared error, a perplexity or bits per
-  token; every other one (ROC-AUC, accuracy) is maximised."""
+  token or sample; every other one (ROC-AUC, accuracy) is maximised."""
   parts = metric.split("/")
   return any(p.endswith("loss") for p in parts) or parts[-1] in ("eer", "min_dcf", "mse", "perplexity",
-                                                                  "bits_per_token")
+                                                                  "bits_per_token", "bits_per_sample")
 
 
 def improves(metric: str, value: float, best) -> bool:

@@ -33,8 +33,8 @@ def dilations(stacks: int = 2, layers_per_stack: int = 10) -> tuple[int, ...]:
 
 
 def receptive_field(dils: Sequence[int]) -> int:
-  """Samples a prediction sees: the causal input convolution's 2 and every layer's d."""
-  return 2 + sum(dils) - 1
+  """Samples a prediction sees: the causal input convolution's 2 and every layer's d more."""
+  return 2 + sum(dils)
 
 
 class WaveNet(nn.Module):
@@ -99,6 +99,10 @@ class WaveNet(nn.Module):
     e = self.embed(q)
     shift = lambda v, d: jnp.pad(v, ((0, 0), (d, 0), (0, 0)))[:, :v.shape[1]]  # noqa: E731  v_{t-d}, 0 before t = 0
     x = self.causal(e) + self.causal_past(shift(e, 1))
+    if self.hop and "roll" not in inputs:
+      raise ValueError(f"this WaveNet is conditioned on a piano roll (inputs['roll']), which the batch lacks "
+                       f"(it has {sorted(inputs)}): train it on --config.data.name=aligned, or set "
+                       "--config.model.condition=False")
     c = self.conditioning(inputs["roll"], q.shape[1]) if self.hop else None
     skip_sum = 0.0
     for i, d in enumerate(self.dilations):

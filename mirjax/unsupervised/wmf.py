@@ -10,8 +10,8 @@ is minimised by alternating exact solves for every user's row x_u (then every it
   x_u = (Y^T Y + Y^T (C^u - I) Y + reg I)^{-1} Y^T C^u p(u)        (Hu et al., eq. 4)
 
 where C^u - I is non-zero only on the items u played, so each row costs a pass over its
-own interactions plus a k x k solve ("cholesky"). A row with n <= k/2 interactions is solved
-exactly through the Woodbury identity instead: with G = Y^T Y + reg I = L L^T and V the
+own interactions plus a k x k solve ("cholesky"). A row in a bucket of width n <= k/2 (at
+most n interactions) is solved exactly through the Woodbury identity instead: with G = Y^T Y + reg I = L L^T and V the
 row's item factors scaled by sqrt(c - 1), its n x n capacitance system I + Z Z^T
 (Z = V L^{-T}, eigenvalues >= 1) replaces the k x k one, and the k x k work becomes two
 products with L^{-T}, which is shared by every row. The "cg" solver instead takes a few
