@@ -64,7 +64,7 @@ def test_the_generate_pipeline_writes_midi_wav_and_a_picture(tmp_path, data_dir)
     assert sr == 16000 and len(audio) == 2048 and np.abs(audio).max() <= 1.0
     assert (stem.with_suffix(".png")).stat().st_size > 1000
     assert (stem.with_suffix(".mid")).stat().st_size > 0
-  for name in ("generated", "shuffled_roll", "rendered_roll"):
+  for name in ("generated", "shuffled_roll", "other_piece_roll", "rendered_roll"):
     assert 0.0 <= results["fidelity_f1"][name]["mean"] <= 1.0
   with open(tmp_path / "results.json") as f:
     assert json.load(f)["files"] == results["files"]

@@ -24,7 +24,7 @@ from mirjax.models import wavenet
 
 flags.DEFINE_list("pieces", ["1", "8"], "Pieces generated at once (batch sizes) to time.")
 flags.DEFINE_integer("samples", 16000, "Samples per piece the cached sampler generates.")
-flags.DEFINE_integer("naive_samples", 1024, "Samples per piece both samplers generate for the ratio.")
+flags.DEFINE_integer("naive_samples", 512, "Samples per piece both samplers generate for the ratio.")
 flags.DEFINE_integer("repeats", 3, "Timed runs; the median is reported.")
 flags.DEFINE_bool("quick", False, "A tiny network and lengths: checks that everything runs, in seconds.")
 FLAGS = flags.FLAGS

@@ -15,8 +15,9 @@ step its validation chose. Then, for `generate.pieces` pieces at once:
 It measures (results.json, generated/generate.md): conditioning fidelity, the frame-level
 F1 of the pitch classes a chromagram hears in the audio against the roll's, for the
 generated audio, for audio the WaveNet generates from the roll shuffled in time (a control
-that keeps the notes but breaks the alignment) and for the roll rendered by the embedded
-synthesiser (what a perfect model of that synthesiser would reach); and statistics of the
+that keeps the notes but breaks the alignment) or from the next piece's roll (other notes),
+and for the roll rendered by the embedded synthesiser (what a perfect model of that
+synthesiser would reach); and statistics of the
 sampled notes against the test pieces (pitch-class and interval histograms, note density),
 beside the same statistics of the validation pieces against the test pieces.
 """
@@ -143,7 +144,7 @@ def run(config, workdir: str) -> dict:
   sr, hop = int(config.wavenet.model.sample_rate), int(config.wavenet.data.hop)
   n_samples = int(round(g.seconds * sr)) // hop * hop
   frames = n_samples // hop
-  k_notes, k_audio, k_shuffle = jax.random.split(jax.random.key(int(g.seed)), 3)
+  k_notes, k_audio, k_shuffle, k_other = jax.random.split(jax.random.key(int(g.seed)), 4)
   pieces = sample_notes(lstm, g, k_notes)
   # the rolls as the WaveNet learnt them: keys down as the synthesiser plays the notes
   rolls = np.stack([aligned.sample_roll(p, sr, hop, frames) for p in pieces]).astype(np.float32)
@@ -151,11 +152,15 @@ def run(config, workdir: str) -> dict:
   audio = sample_audio(rolls, k_audio)
   perm = np.random.default_rng(int(g.seed)).permutation(frames)  # the control: the same notes, out of time
   shuffled = sample_audio(rolls[:, perm], k_shuffle)
+  # the other control: audio generated from the next piece's roll (other notes, the same model)
+  others = sample_audio(rolls[np.roll(np.arange(len(rolls)), -1)], k_other) if len(rolls) > 1 else None
   rendered = np.stack([render(p, n_samples, sr) for p in pieces])
 
   out = os.path.join(workdir, "generated")
   os.makedirs(out, exist_ok=True)
   files, fidelity = [], {"generated": [], "shuffled_roll": [], "rendered_roll": []}
+  if others is not None:
+    fidelity["other_piece_roll"] = []
   for k, (notes, roll) in enumerate(zip(pieces, rolls)):
     stem = os.path.join(out, f"piece{k}")
     symbolic.write_midi(notes, stem + ".mid")
@@ -163,7 +168,9 @@ def run(config, workdir: str) -> dict:
     picture(stem + ".png", roll, audio[k], sr, hop, f"piece {k}: LSTM notes (top), WaveNet audio (bottom)")
     files += [stem + ext for ext in (".mid", ".wav", ".png")]
     ref = measures.roll_pitch_classes(roll)
-    for name, a in (("generated", audio[k]), ("shuffled_roll", shuffled[k]), ("rendered_roll", rendered[k])):
+    versions = [("generated", audio[k]), ("shuffled_roll", shuffled[k]), ("rendered_roll", rendered[k])]
+    versions += [("other_piece_roll", others[k])] if others is not None else []
+    for name, a in versions:
       fidelity[name].append(measures.frame_f1(measures.heard_pitch_classes(a, sr, hop, frames), ref)["f1"])
 
   d = config.lstm.data  # the LSTM's corpus, as its training cached it: its test pieces are the reference
@@ -203,8 +210,9 @@ def _read_results(path):
 def report(results) -> str:
   f, s, v = results["fidelity_f1"], results["symbolic_vs_test"], results["valid_vs_test"]
   lines = [f"# Generated: {results['pieces']} pieces of {results['seconds']:.2f} s", "",
-           "| audio | pitch-class F1 against the conditioning roll (mean over pieces) |", "|---|---|"]
-  lines += [f"| {name.replace('_', ' ')} | {f[name]['mean']:.4f} |" for name in ("generated", "shuffled_roll", "rendered_roll")]
+           "| audio | pitch-class F1 against the piece's roll (mean ± std over pieces) |", "|---|---|"]
+  lines += [f"| {name.replace('_', ' ')} | {f[name]['mean']:.4f} ± {np.std(f[name]['per_piece'], ddof=1) if len(f[name]['per_piece']) > 1 else float('nan'):.4f} |"
+            for name in ("generated", "shuffled_roll", "other_piece_roll", "rendered_roll") if name in f]
   lines += ["", "| notes | pitch-class TV to test | interval TV to test | notes / s |", "|---|---|---|---|",
             f"| LSTM samples | {s['pitch_class_tv']:.4f} | {s['interval_tv']:.4f} | {s['note_density']:.2f} |",
             f"| validation pieces | {v['pitch_class_tv']:.4f} | {v['interval_tv']:.4f} | {v['note_density']:.2f} |",
