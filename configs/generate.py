@@ -10,6 +10,8 @@ test splits report perplexity and bits per token (bits per sample).
 
   python -m mirjax.main --config=configs/generate.py:lstm,smoke --workdir=/tmp/lstm_smoke
   python -m mirjax.main --config=configs/generate.py:wavenet --workdir=workdirs/wavenet
+  # the WaveNet's output as a discretised mixture of 10 logistics instead of a 256-way softmax
+  python -m mirjax.main --config=configs/generate.py:wavenet --config.task.output=logistic_mixture --workdir=workdirs/wavenet_mol
   python -m mirjax.main --config=configs/generate.py:pipeline --workdir=workdirs/generate
   python -m mirjax.main --config=configs/generate.py:pipeline,smoke --workdir=/tmp/generate_smoke
   # your own MIDI files (a piece's style is its first sub-folder)

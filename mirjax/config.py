@@ -127,6 +127,8 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.task.name = "tagging"  # "tagging" (sigmoid, binary cross-entropy) or "classification" (softmax)
   c.task.branches = ("tagging",)  # output branches of the model that carry a loss
   c.task.predict_from = ()  # branches averaged into the prediction; () -> "joint" if any, else all
+  c.task.output = "softmax"  # "waveform": 256 logits, or "logistic_mixture" (a discretised mixture of logistics)
+  c.task.mixtures = 10  # "waveform" with "logistic_mixture": components
   c.task.loss = "mse"  # "regression": "mse", or "wpe" (weighted prediction error; mirjax/tasks/regression.py)
 
   c.optim = ml_collections.ConfigDict()

@@ -97,14 +97,16 @@ def test_crops_keep_the_roll_with_its_audio():
 
 
 def test_a_conditioned_wavenet_trains_on_8_devices(tmp_path, data_dir):
+  """With the mixture-of-logistics output (the softmax one trains in tests/test_generate.py)."""
   from mirjax.jobs import train
   c = _generate_config("wavenet,smoke")
   c.data.data_dir = data_dir
+  c.task.output = "logistic_mixture"
   results = train.train_and_evaluate(c, str(tmp_path / "run"))
   assert results["devices"] == 8
   for split in ("valid", "test"):
     np.testing.assert_allclose(results[f"{split}/bits_per_sample"], results[f"{split}/loss"] / np.log(2), rtol=1e-6)
-    assert 0 < results[f"{split}/bits_per_sample"] < 9.0
+    assert 0 < results[f"{split}/bits_per_sample"] < 12.0
 
 
 def test_the_roll_marks_the_frames_where_the_synthesiser_holds_a_key():

@@ -89,3 +89,48 @@ def test_the_waveform_loss_is_the_next_sample_cross_entropy():
   np.testing.assert_allclose(got, nll[mask].mean(), rtol=1e-5)
   assert float(task.count({"audio": jnp.asarray(audio), "mask": jnp.asarray(mask)})) == 2 * 39
   assert task.summarize(np.array([got]))["bits_per_sample"] == pytest.approx(got / np.log(2))
+
+
+def test_the_logistic_mixture_is_a_distribution_over_the_classes():
+  """Summed over the 256 classes the probabilities are 1; one component's bin masses are
+  scipy's logistic CDF differences, the end bins taking the tails."""
+  stats = pytest.importorskip("scipy.stats")
+  rng = np.random.default_rng(6)
+  params = jnp.asarray(np.concatenate([rng.normal(size=(5, 4)), rng.uniform(-0.9, 0.9, (5, 4)),
+                                       rng.uniform(-6, -1, (5, 4))], axis=1), jnp.float32)
+  q = jnp.arange(256)
+  logp = np.asarray(jax.vmap(lambda p: wn.logistic_mixture_log_prob(jnp.broadcast_to(p, (256, 12)), q))(params))
+  np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, atol=2e-4)
+  one = np.array([0.0, 0.3, np.log(0.05)])  # one component: mean 0.3, scale 0.05
+  y = 2 * np.arange(256) / 255 - 1
+  cdf = stats.logistic.cdf(np.r_[y[:-1] + 1 / 255, np.inf], loc=0.3, scale=0.05)
+  want = np.diff(np.r_[0.0, cdf])
+  got = np.exp(np.asarray(wn.logistic_mixture_log_prob(jnp.broadcast_to(jnp.asarray(one, jnp.float32), (256, 3)), q)))
+  np.testing.assert_allclose(got, want, atol=1e-6)  # float32 differences of sigmoids in the tails
+  big = want > 1e-3
+  np.testing.assert_allclose(got[big], want[big], rtol=1e-3)
+
+
+def test_cached_generation_equals_naive_with_a_logistic_mixture():
+  m = wn.WaveNet(n_outputs=wn.output_width("logistic_mixture", 4), dilations=wn.dilations(1, 4), residual=16,
+                 gate=16, skip=32, hop=8)
+  roll = jnp.asarray(np.random.default_rng(7).random((2, 10, 128)) < 0.05, jnp.float32)
+  params = _sharpen(m.init(jax.random.key(8), {"classes": jnp.zeros((2, 80), jnp.int32), "roll": roll}), 2.0)
+  key = jax.random.key(9)
+  fast = np.asarray(wn.sample(m, params, key, 2, 80, roll=roll, output="logistic_mixture"))
+  slow = np.asarray(wn.sample_naive(m, params, key, 2, 80, roll=roll, output="logistic_mixture"))
+  np.testing.assert_array_equal(fast, slow)
+  assert len(np.unique(fast)) > 5 and fast.min() >= 0 and fast.max() <= 255
+
+
+def test_the_mixture_waveform_loss_is_the_negative_log_likelihood():
+  from mirjax.tasks.language_model import Waveform
+  task = Waveform(output="logistic_mixture", mixtures=3)
+  assert task.n_outputs == 9
+  rng = np.random.default_rng(10)
+  audio = jnp.asarray(rng.uniform(-0.5, 0.5, (2, 12)), jnp.float32)
+  out = jnp.asarray(rng.normal(size=(2, 12, 9)), jnp.float32)
+  got = float(task.losses({"wavenet": out}, {"audio": audio})["wavenet"])
+  q = mu_law_encode(audio)
+  want = -np.mean(np.asarray(wn.logistic_mixture_log_prob(out[:, :-1], q[:, 1:])))
+  np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -83,14 +83,15 @@ def sample_notes(run, g, key) -> list[np.ndarray]:
   return pieces
 
 
-def audio_sampler(run, n_samples: int, temperature: float):
+def audio_sampler(run, n_samples: int, temperature: float, output: str = "softmax"):
   """fn(rolls (pieces, frames, 128), key) -> audio (pieces, n_samples) in [-1, 1] that the
   trained WaveNet samples conditioned on the rolls (compiled once for every call)."""
   from mirjax.audio.mulaw import mu_law_decode  # pylint: disable=import-outside-toplevel
   from mirjax.models import wavenet  # pylint: disable=import-outside-toplevel
   model = run.system.model
   gen = jax.jit(lambda params, roll, key: mu_law_decode(
-      wavenet.sample(model, params, key, roll.shape[0], n_samples, roll=roll, temperature=temperature)))
+      wavenet.sample(model, params, key, roll.shape[0], n_samples, roll=roll, temperature=temperature,
+                     output=output)))
   return lambda rolls, key: np.asarray(gen({"params": run.state.params}, jnp.asarray(rolls, jnp.float32), key))
 
 
@@ -148,7 +149,7 @@ def run(config, workdir: str) -> dict:
   pieces = sample_notes(lstm, g, k_notes)
   # the rolls as the WaveNet learnt them: keys down as the synthesiser plays the notes
   rolls = np.stack([aligned.sample_roll(p, sr, hop, frames) for p in pieces]).astype(np.float32)
-  sample_audio = audio_sampler(wave, n_samples, g.wavenet_temperature)
+  sample_audio = audio_sampler(wave, n_samples, g.wavenet_temperature, wave.config.task.get("output", "softmax"))
   audio = sample_audio(rolls, k_audio)
   perm = np.random.default_rng(int(g.seed)).permutation(frames)  # the control: the same notes, out of time
   shuffled = sample_audio(rolls[:, perm], k_shuffle)

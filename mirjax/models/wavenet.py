@@ -41,7 +41,7 @@ class WaveNet(nn.Module):
   """inputs "audio" (B, T) in [-1, 1] or its mu-law "classes" (B, T) int32 [+ "roll" (B,
   frames, pitches)] -> {branch: logits (B, T, classes)}, the logits at t predicting sample
   t + 1 from samples <= t (and the whole roll)."""
-  n_outputs: int = MU + 1
+  n_outputs: int = MU + 1  # output channels (`output_width`)
   dilations: tuple = dilations()
   residual: int = 32
   gate: int = 32
@@ -52,7 +52,7 @@ class WaveNet(nn.Module):
   branch: str = "wavenet"
 
   def setup(self):
-    self.embed = nn.Embed(self.n_outputs, self.residual)
+    self.embed = nn.Embed(MU + 1, self.residual)  # the input is always a mu-law class
     self.causal = nn.Dense(self.residual, name="causal_now")  # kernel 2: the input and ...
     self.causal_past = nn.Dense(self.residual, use_bias=False, name="causal_past")  # ... one back
     self.now = [nn.Dense(2 * self.gate, name=f"dilated_now_{i}") for i in range(len(self.dilations))]
@@ -125,15 +125,66 @@ class WaveNet(nn.Module):
     return self._head(skip_sum), tuple(new)
 
 
-def _draw(key, logits, temperature):
-  return jax.random.categorical(key, logits / temperature, axis=-1).astype(jnp.int32)
+OUTPUTS = ("softmax", "logistic_mixture")
+LOG_SCALE_MIN = -7.0  # the smallest log scale of a mixture component
 
 
-def sample(model: WaveNet, params, key, batch: int, length: int, roll=None, first=None, temperature: float = 1.0):
+def output_width(output: str = "softmax", mixtures: int = 10, classes: int = MU + 1) -> int:
+  """Channels of the network's output: a logit per class ("softmax"), or the mixture weight
+  logits, means and log scales of `mixtures` logistics ("logistic_mixture")."""
+  if output not in OUTPUTS:
+    raise ValueError(f"WaveNet output {output!r}: choose one of {OUTPUTS}")
+  return classes if output == "softmax" else 3 * int(mixtures)
+
+
+def _mixture(params):
+  k = params.shape[-1] // 3
+  return params[..., :k], params[..., k:2 * k], jnp.maximum(params[..., 2 * k:], LOG_SCALE_MIN)
+
+
+def logistic_mixture_log_prob(params, q, classes: int = MU + 1):
+  """log P(class q) of a discretised mixture of logistics over `classes` equal bins of
+  [-1, 1] (class c at 2c / (classes - 1) - 1; the end bins take the tails), params (..., 3K)
+  and q (...): "PixelCNN++: Improving the PixelCNN with Discretized Logistic Mixture
+  Likelihood and Other Modifications" (arXiv:1701.05517), eq. 2."""
+  logit_pi, mu, log_s = _mixture(params.astype(jnp.float32))
+  y = (2.0 * jnp.asarray(q, jnp.float32) / (classes - 1) - 1.0)[..., None]
+  half = 1.0 / (classes - 1)
+  inv_s = jnp.exp(-log_s)
+  plus, minus, mid = inv_s * (y - mu + half), inv_s * (y - mu - half), inv_s * (y - mu)
+  log_cdf_plus = plus - jax.nn.softplus(plus)  # log sigmoid(plus): the lowest bin's mass
+  log_sf_minus = -jax.nn.softplus(minus)  # log (1 - sigmoid(minus)): the highest bin's
+  delta = jax.nn.sigmoid(plus) - jax.nn.sigmoid(minus)
+  # where the bin's mass underflows, the density at its centre times its width
+  log_mid = mid - log_s - 2.0 * jax.nn.softplus(mid) + jnp.log(2.0 * half)
+  inner = jnp.where(delta > 1e-5, jnp.log(jnp.maximum(delta, 1e-12)), log_mid)
+  q_ = jnp.asarray(q)[..., None]
+  log_p = jnp.where(q_ == 0, log_cdf_plus, jnp.where(q_ == classes - 1, log_sf_minus, inner))
+  return jax.nn.logsumexp(log_p + jax.nn.log_softmax(logit_pi, axis=-1), axis=-1)
+
+
+def _draw(key, out, temperature, output: str = "softmax", classes: int = MU + 1):
+  """A class per sequence from the network's output at one step: a softmax draw, or a
+  component then a logistic draw, quantised (temperature scales the logits, and the scale)."""
+  if output == "softmax":
+    return jax.random.categorical(key, out / temperature, axis=-1).astype(jnp.int32)
+  logit_pi, mu, log_s = _mixture(out.astype(jnp.float32))
+  kc, ku = jax.random.split(key)
+  comp = jax.random.categorical(kc, logit_pi / temperature, axis=-1)[..., None]
+  m = jnp.take_along_axis(mu, comp, axis=-1)[..., 0]
+  s = jnp.exp(jnp.take_along_axis(log_s, comp, axis=-1)[..., 0]) * temperature
+  u = jax.random.uniform(ku, m.shape, minval=1e-5, maxval=1.0 - 1e-5)
+  x = jnp.clip(m + s * (jnp.log(u) - jnp.log1p(-u)), -1.0, 1.0)
+  return jnp.clip(jnp.round((x + 1.0) * (classes - 1) / 2.0), 0, classes - 1).astype(jnp.int32)
+
+
+def sample(model: WaveNet, params, key, batch: int, length: int, roll=None, first=None, temperature: float = 1.0,
+           output: str = "softmax"):
   """Generate `length` mu-law classes (B, length) per sequence with cached activations.
 
-  Sample t + 1 is drawn from the logits after sample t with key fold_in(key, t); sample 0 is
-  `first` (B,) (default the class of silence). roll: (B, frames, pitches) when conditioned."""
+  Sample t + 1 is drawn from the output after sample t (`output`: "softmax" logits or a
+  "logistic_mixture") with key fold_in(key, t); sample 0 is `first` (B,) (default the class
+  of silence). roll: (B, frames, pitches) when conditioned."""
   first = jnp.full((batch,), (MU + 1) // 2, jnp.int32) if first is None else jnp.asarray(first, jnp.int32)
   bound = model.bind(params)
   c = bound.conditioning(roll, length) if model.hop else None
@@ -145,7 +196,7 @@ def sample(model: WaveNet, params, key, batch: int, length: int, roll=None, firs
     e_now = bound.embed(q_now)
     c_t = None if c is None else jax.lax.dynamic_index_in_dim(c, t, axis=1, keepdims=False)
     logits, queues = bound.step(e_now, e_past, queues, t, c_t)
-    q_next = _draw(jax.random.fold_in(key, t), logits, temperature)
+    q_next = _draw(jax.random.fold_in(key, t), logits, temperature, output)
     return (q_next, e_now, queues), q_next
 
   _, rest = jax.lax.scan(body, (first, zero, queues), jnp.arange(length - 1))
@@ -153,7 +204,7 @@ def sample(model: WaveNet, params, key, batch: int, length: int, roll=None, firs
 
 
 def sample_naive(model: WaveNet, params, key, batch: int, length: int, roll=None, first=None,
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, output: str = "softmax"):
   """`sample` by recomputing the whole network over every prefix (O(length^2)): the reference."""
   first = jnp.full((batch,), (MU + 1) // 2, jnp.int32) if first is None else jnp.asarray(first, jnp.int32)
   q = jnp.zeros((batch, length), jnp.int32).at[:, 0].set(first)
@@ -161,6 +212,6 @@ def sample_naive(model: WaveNet, params, key, batch: int, length: int, roll=None
   def body(t, q):
     inputs = {"classes": q} if roll is None else {"classes": q, "roll": roll}
     logits = model.apply(params, inputs)[model.branch][:, t]  # sees samples <= t only: causal
-    return q.at[:, t + 1].set(_draw(jax.random.fold_in(key, t), logits, temperature))
+    return q.at[:, t + 1].set(_draw(jax.random.fold_in(key, t), logits, temperature, output))
 
   return jax.lax.fori_loop(0, length - 1, body, q)

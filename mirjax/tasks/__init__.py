@@ -33,7 +33,7 @@ def build(cfg, info, branches=None, stride=None, loss=None):
       raise ConfigError("task.name='language_model' needs a token dataset: --config.data.name=notes (or midi)")
     return LanguageModel(info.vocab_size, branches)
   if cfg.name == "waveform":
-    return Waveform(256, branches)
+    return Waveform(256, branches, output=cfg.output, mixtures=cfg.mixtures)
   if cfg.name == "tagging":
     if not getattr(info, "tag_names", ()):
       raise ConfigError("task.name='tagging' needs a multi-label dataset (tags); this one has "

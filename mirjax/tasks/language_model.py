@@ -61,23 +61,30 @@ class LanguageModel:
 
 
 class Waveform:
-  """Next-sample prediction of audio as mu-law classes (a WaveNet): the logits at sample t
-  predict the class of sample t + 1. Held-out splits report the mean cross-entropy per
+  """Next-sample prediction of audio as mu-law classes (a WaveNet): the output at sample t
+  (logits, or a discretised mixture of logistics) predicts the class of sample t + 1. Held-out splits report the mean cross-entropy per
   sample as `loss` (nats) and `bits_per_sample`."""
   target = None
   label_free = True
 
-  def __init__(self, classes: int = 256, branches=("wavenet",)):
-    self.n_outputs = int(classes)
+  def __init__(self, classes: int = 256, branches=("wavenet",), output: str = "softmax", mixtures: int = 10):
+    from mirjax.models import wavenet  # pylint: disable=import-outside-toplevel
+    self.classes, self.output = int(classes), output
+    self.n_outputs = wavenet.output_width(output, mixtures, classes)
     self.branches = tuple(branches)
 
   def losses(self, outputs, batch, step=None):  # pylint: disable=unused-argument
-    from mirjax.audio.mulaw import mu_law_encode  # pylint: disable=import-outside-toplevel
-    q = mu_law_encode(batch["audio"], self.n_outputs - 1)
+    # pylint: disable=import-outside-toplevel
+    from mirjax.audio.mulaw import mu_law_encode
+    from mirjax.models import wavenet
+    q = mu_law_encode(batch["audio"], self.classes - 1)
     out = {}
     for b in self.branches:
-      logp = jax.nn.log_softmax(outputs[b][:, :-1].astype(jnp.float32), axis=-1)
-      nll = -jnp.take_along_axis(logp, q[:, 1:, None], axis=-1)[..., 0]  # -log p(x_{t+1} | x_<=t)
+      if self.output == "softmax":
+        logp = jax.nn.log_softmax(outputs[b][:, :-1].astype(jnp.float32), axis=-1)
+        nll = -jnp.take_along_axis(logp, q[:, 1:, None], axis=-1)[..., 0]  # -log p(x_{t+1} | x_<=t)
+      else:  # the same classes under a discretised mixture of logistics
+        nll = -wavenet.logistic_mixture_log_prob(outputs[b][:, :-1], q[:, 1:], self.classes)
       real = self._real(batch, nll.shape)
       out[b] = jnp.sum(nll * real) / jnp.maximum(jnp.sum(real), 1.0)
     return out
