@@ -26,7 +26,7 @@ def token_cross_entropy(logits, tokens, mask=None):
   (B, T, V) of tokens (B, T); targets equal to PAD and examples where mask is false count
   nowhere."""
   logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
-  nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]  # -log p (Bengio et al. 2003)
+  nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]  # -log p(token t+1 | tokens <= t)
   real = real_targets(tokens, mask)
   return jnp.sum(nll * real), jnp.sum(real)
 
