@@ -66,6 +66,13 @@ def test_the_generate_pipeline_writes_midi_wav_and_a_picture(tmp_path, data_dir)
     assert (stem.with_suffix(".mid")).stat().st_size > 0
   for name in ("generated", "shuffled_roll", "other_piece_roll", "rendered_roll"):
     assert 0.0 <= results["fidelity_f1"][name]["mean"] <= 1.0
+    per_piece = results["fidelity_f1"][name]["per_piece"]
+    assert len(per_piece) == 2 and results["fidelity_f1"][name]["mean"] == pytest.approx(np.mean(per_piece))
+  # the test metrics it reports are the trained runs' own
+  for model in ("lstm", "wavenet"):
+    with open(tmp_path / model / "results.json") as f:
+      run = json.load(f)
+    assert results[f"{model}_test"] == {k: v for k, v in run.items() if k.startswith("test/")}
   with open(tmp_path / "results.json") as f:
     assert json.load(f)["files"] == results["files"]
   assert os.path.exists(tmp_path / "generated" / "generate.md")

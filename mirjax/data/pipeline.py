@@ -256,7 +256,7 @@ def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: st
       hop = roll_hop(ex, crop)
       start = hop * int(rng.integers(0, (len(audio) - crop) // hop + 1))
       return {"audio": to_float(audio[start:start + crop]), **other_inputs(ex),
-              "roll": crop_roll(ex, start, crop), **targets}
+              "roll": crop_roll(ex["roll"], start, crop, hop), **targets}
     start = int(rng.integers(0, len(audio) - crop + 1))
     return {"audio": to_float(audio[start:start + crop]), **other_inputs(ex), **targets}
 
@@ -282,10 +282,10 @@ def roll_hop(ex, crop: int) -> int:
   return hop
 
 
-def crop_roll(ex, start: int, crop: int) -> np.ndarray:
-  """The roll frames (float32 0 / 1) of audio samples [start, start + crop)."""
-  hop = roll_hop(ex, crop)
-  return np.asarray(ex["roll"][start // hop:(start + crop) // hop], np.float32)
+def crop_roll(roll, start: int, crop: int, hop: int) -> np.ndarray:
+  """The roll frames (float32 0 / 1) of audio samples [start, start + crop), `hop` samples a
+  frame (`roll_hop`)."""
+  return np.asarray(roll[start // hop:(start + crop) // hop], np.float32)
 
 
 def chunk_starts(length: int, crop: int, n_chunks: int) -> np.ndarray:
@@ -313,8 +313,9 @@ def eval_batches(source, *, global_batch: int, crop: int, n_chunks: int, target:
       audio = fit_length(ex["audio"], crop)
       starts = chunk_starts(len(audio), crop, n_chunks)
       if "roll" in ex:  # each chunk with its own roll frames
-        starts = starts // roll_hop(ex, crop) * roll_hop(ex, crop)
-        out["roll"] = np.stack([crop_roll(ex, s, crop) for s in starts])
+        hop = roll_hop(ex, crop)
+        starts = starts // hop * hop
+        out["roll"] = np.stack([crop_roll(ex["roll"], s, crop, hop) for s in starts])
       out["audio"] = to_float(np.stack([audio[s:s + crop] for s in starts]))
     if target:
       out[target] = ex[target] if i < n else np.zeros_like(first[target])

@@ -21,7 +21,6 @@ synthesiser would reach); and statistics of the
 sampled notes against the test pieces (pitch-class and interval histograms, note density),
 beside the same statistics of the validation pieces against the test pieces.
 """
-import json
 import os
 import time
 
@@ -30,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirjax import checkpoint, metrics
-from mirjax.data import aligned, symbolic
+from mirjax.data import aligned, default_data_dir, symbolic
 from mirjax.errors import ConfigError
 from mirjax.evaluation import generation as measures
 
@@ -53,13 +52,13 @@ def check(config):
 
 
 def _trained(config, path):
-  """The run trained from `config` in `path` (trained now unless it finished before), read
-  at the step its validation chose."""
+  """(the run trained from `config` in `path`, trained now unless it finished before, read at
+  the step its validation chose; its test metrics)."""
   from mirjax.jobs import compare  # pylint: disable=import-outside-toplevel
   os.makedirs(path, exist_ok=True)
-  compare._run(config, path)  # pylint: disable=protected-access
+  results = compare._run(config, path)  # pylint: disable=protected-access
   folder = "best" if config.train.select_by and os.path.isdir(os.path.join(path, "best")) else "checkpoints"
-  return checkpoint.load_trained_run(path, folder=folder)
+  return checkpoint.load_trained_run(path, folder=folder), {k: v for k, v in results.items() if k.startswith("test/")}
 
 
 def sample_notes(run, g, key) -> list[np.ndarray]:
@@ -140,8 +139,8 @@ def run(config, workdir: str) -> dict:
   check(config)
   compare.share_compilations(workdir)
   g = config.generate
-  lstm = _trained(config.lstm, os.path.join(workdir, "lstm"))
-  wave = _trained(config.wavenet, os.path.join(workdir, "wavenet"))
+  lstm, lstm_test = _trained(config.lstm, os.path.join(workdir, "lstm"))
+  wave, wavenet_test = _trained(config.wavenet, os.path.join(workdir, "wavenet"))
   sr, hop = int(config.wavenet.model.sample_rate), int(config.wavenet.data.hop)
   n_samples = int(round(g.seconds * sr)) // hop * hop
   frames = n_samples // hop
@@ -175,7 +174,7 @@ def run(config, workdir: str) -> dict:
       fidelity[name].append(measures.frame_f1(measures.heard_pitch_classes(a, sr, hop, frames), ref)["f1"])
 
   d = config.lstm.data  # the LSTM's corpus, as its training cached it: its test pieces are the reference
-  cache = symbolic.cached_tokens(d.data_dir or _data_dir(), d.manual_dir if d.name == "midi" else None, d.config)
+  cache = symbolic.cached_tokens(d.data_dir or default_data_dir(), d.manual_dir if d.name == "midi" else None, d.config)
 
   def split_pieces(k):
     idx = np.flatnonzero(cache["split"] == k)
@@ -184,7 +183,7 @@ def run(config, workdir: str) -> dict:
   results = {
       "pieces": int(g.pieces), "seconds": float(n_samples / sr), "files": files,
       "lstm_step": int(lstm.step), "wavenet_step": int(wave.step),
-      "lstm_test": _read_results(os.path.join(workdir, "lstm")), "wavenet_test": _read_results(os.path.join(workdir, "wavenet")),
+      "lstm_test": lstm_test, "wavenet_test": wavenet_test,
       "fidelity_f1": {name: {"mean": float(np.mean(v)), "per_piece": [float(x) for x in v]} for name, v in fidelity.items()},
       "symbolic_vs_test": measures.symbolic_statistics(pieces, test),
       "valid_vs_test": measures.symbolic_statistics(valid, test),
@@ -194,18 +193,6 @@ def run(config, workdir: str) -> dict:
   metrics.write_results(workdir, results)
   print(report(results))
   return results
-
-
-def _data_dir():
-  from mirjax.data import default_data_dir  # pylint: disable=import-outside-toplevel
-  return default_data_dir()
-
-
-def _read_results(path):
-  """The test metrics of a trained run (its results.json)."""
-  with open(os.path.join(path, "results.json")) as f:
-    r = json.load(f)
-  return {k: v for k, v in r.items() if k.startswith("test/")}
 
 
 def report(results) -> str:
