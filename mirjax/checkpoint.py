@@ -254,13 +254,13 @@ def load_trained_run(workdir: str, step: int | None = None, mesh=None, folder: s
   without checkpoints raises WorkdirError and creates nothing. Everything comes from the
   checkpoint itself (a probe's encoder included): no other folder is read."""
   import ml_collections
-  from mirjax import sharding, system as system_lib
+  from mirjax import config as config_lib, sharding, system as system_lib
   from mirjax.data.info import Info
   mesh = sharding.make_mesh(1) if mesh is None else mesh
   ckpt = Checkpointer(workdir, read_only=True, folder=folder)
 
   def read(s):
-    config = ml_collections.ConfigDict(ckpt.saved_config(s))
+    config = ml_collections.ConfigDict(config_lib.with_defaults(ckpt.saved_config(s)))
     config.lock()
     meta = ckpt.saved_meta(s)
     system = system_lib.build_system(config, Info.from_meta(meta))

@@ -177,6 +177,22 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def with_defaults(saved: dict) -> dict:
+  """A config as a run saved it (a dict), with every shared field (`base`, all but the model's
+  own) that it lacks filled in with today's default: a run saved before a field existed ran
+  as that field's default does, so it still loads."""
+  def fill(d, defaults):
+    for k, v in defaults.items():
+      if k not in d:
+        d[k] = v
+      elif isinstance(v, dict) and isinstance(d[k], dict):
+        fill(d[k], v)
+    return d
+  defaults = base(ml_collections.ConfigDict()).to_dict()
+  defaults.pop("model")
+  return fill(dict(saved), defaults)
+
+
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrink a config to a seconds-long run on the tiny embedded set (for tests)."""
   c.data.config = "smoke"

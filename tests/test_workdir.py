@@ -204,6 +204,21 @@ def test_a_changed_dataset_under_a_workdir_says_what_changed(tmp_path, data_dir,
       "  tag_names: 2 in the checkpoint, 2 now: the same names in another order"]
 
 
+def test_a_run_saved_before_a_field_existed_still_loads_with_its_default(tmp_path, data_dir):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(_smoke(data_dir, num_steps=1, checkpoint_every=1, eval_every=1), workdir)
+  for step in os.listdir(os.path.join(workdir, "checkpoints")):  # as an older mirjax saved it
+    path = os.path.join(workdir, "checkpoints", step, "config", "metadata")
+    with open(path) as f:
+      saved = json.load(f)
+    del saved["task"]["output"], saved["data"]["hop"], saved["train"]["select_by"]
+    with open(path, "w") as f:
+      json.dump(saved, f)
+  run = checkpoint.load_trained_run(workdir)
+  assert (run.config.task.output, run.config.data.hop, run.config.train.select_by) == ("softmax", 128, "")
+  assert run.config.task.name == "tagging" and run.step == 1
+
+
 def test_readers_of_a_missing_workdir_create_nothing(tmp_path):
   typo = str(tmp_path / "typo")
   for read in (checkpoint.load_trained, checkpoint.load_config):
