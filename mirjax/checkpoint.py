@@ -187,7 +187,8 @@ class Checkpointer:
     another length (train.num_steps), or (given `meta`) on a dataset with other tags,
     classes or sample rate.
     """
-    saved = self.saved_config(step)
+    from mirjax import config as config_lib  # pylint: disable=import-outside-toplevel
+    saved = config_lib.with_defaults(self.saved_config(step))  # a field added since ran as its default
     diffs = config_differences(saved, finite_or_none(config))  # as saved
     length = [d for d in diffs if d[0] == "train.num_steps"]
     if length and len(diffs) == 1:  # only the length: say what resuming means for it

@@ -206,7 +206,8 @@ def test_a_changed_dataset_under_a_workdir_says_what_changed(tmp_path, data_dir,
 
 def test_a_run_saved_before_a_field_existed_still_loads_with_its_default(tmp_path, data_dir):
   workdir = str(tmp_path)
-  train.train_and_evaluate(_smoke(data_dir, num_steps=1, checkpoint_every=1, eval_every=1), workdir)
+  c = _smoke(data_dir, num_steps=1, checkpoint_every=1, eval_every=1)
+  first = train.train_and_evaluate(c, workdir)
   for step in os.listdir(os.path.join(workdir, "checkpoints")):  # as an older mirjax saved it
     path = os.path.join(workdir, "checkpoints", step, "config", "metadata")
     with open(path) as f:
@@ -217,6 +218,9 @@ def test_a_run_saved_before_a_field_existed_still_loads_with_its_default(tmp_pat
   run = checkpoint.load_trained_run(workdir)
   assert (run.config.task.output, run.config.data.hop, run.config.train.select_by) == ("softmax", 128, "")
   assert run.config.task.name == "tagging" and run.step == 1
+  os.remove(os.path.join(workdir, "results.json"))  # the same config, run again: it re-evaluates the finished run
+  again = train.train_and_evaluate(c, workdir)
+  assert again["test/roc_auc"] == pytest.approx(first["test/roc_auc"], rel=1e-5)
 
 
 def test_readers_of_a_missing_workdir_create_nothing(tmp_path):
