@@ -73,8 +73,11 @@ def pipeline(flags):
   g.style = 0  # the style a style-conditioned LSTM is given (an index of the dataset's styles)
   g.wavenet_temperature = 1.0
   g.seed = 0
+  g.information_clips = 64  # test clips whose bits per sample are measured under their own / shuffled / empty roll
+  g.information_seconds = 1.0  # of each (from its start)
   if "smoke" in flags:
     g.pieces, g.seconds, g.tokens = 2, 0.128, 48
+    g.information_clips, g.information_seconds = 4, 0.064
   return c
 
 

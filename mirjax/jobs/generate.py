@@ -12,7 +12,9 @@ step its validation chose. Then, for `generate.pieces` pieces at once:
   3. WORKDIR/generated/piece<k>.mid, .wav and .png (the roll above the generated audio's
      constant-Q spectrogram) are written.
 
-It measures (results.json, generated/generate.md): conditioning fidelity, the frame-level
+It measures (results.json, generated/generate.md): how much the WaveNet uses its roll, as
+the bits per sample of test clips given their own roll against the roll shuffled in time
+and an empty one; conditioning fidelity, the frame-level
 F1 of the pitch classes a chromagram hears in the audio against the roll's, for the
 generated audio, for audio the WaveNet generates from the roll shuffled in time (a control
 that keeps the notes but breaks the alignment) or from the next piece's roll (other notes),
@@ -44,6 +46,9 @@ def check(config):
                       "temperature > 0, top_k >= 0 (0: off), 0 < top_p <= 1")
   if config.wavenet.model.name != "wavenet" or not config.wavenet.model.condition:
     raise ConfigError("config.wavenet must train a conditioned WaveNet (model.condition = True)")
+  if g.information_clips < 1 or not g.information_seconds > 0:
+    raise ConfigError(f"generate.information_clips={g.information_clips}, information_seconds="
+                      f"{g.information_seconds}: measure at least 1 test clip over a positive length")
   if g.top_k > symbolic.VOCAB:
     raise ConfigError(f"generate.top_k={g.top_k} exceeds the {symbolic.VOCAB} tokens (0: no top-k limit)")
   if round(g.seconds * config.wavenet.model.sample_rate) < config.wavenet.data.hop:
@@ -92,6 +97,35 @@ def audio_sampler(run, n_samples: int, temperature: float, output: str = "softma
       wavenet.sample(model, params, key, roll.shape[0], n_samples, roll=roll, temperature=temperature,
                      output=output)))
   return lambda rolls, key: np.asarray(gen({"params": run.state.params}, jnp.asarray(rolls, jnp.float32), key))
+
+
+def roll_information(run, data_cfg, clips: int, seconds: float, seed: int = 0) -> dict:
+  """Bits per sample the trained WaveNet gives `clips` test clips of the aligned data (their
+  first `seconds`, evenly spaced over the split) conditioned on their own roll, on the roll
+  shuffled in time (the same notes, out of time) and on an empty roll, as its training loss
+  counts them; and what the true roll saves against each. A WaveNet that ignores its roll
+  saves nothing, however well it models audio."""
+  from mirjax.data import pipeline  # pylint: disable=import-outside-toplevel
+  sources, _ = aligned.load(data_cfg, data_cfg.data_dir or default_data_dir())
+  test, hop = sources["test"], int(data_cfg.hop)
+  frames = max(1, int(round(seconds * run.config.model.sample_rate)) // hop)
+  idx = np.unique(np.linspace(0, len(test) - 1, min(clips, len(test))).round().astype(int))
+  audio = np.stack([pipeline.to_float(test.audio[i][:frames * hop]) for i in idx])
+  rolls = np.stack([test[i]["roll"][:frames] for i in idx]).astype(np.float32)
+  perm = np.random.default_rng(seed).permutation(frames)
+  model, task, params = run.system.model, run.system.task, {"params": run.state.params}
+  loss = jax.jit(lambda a, r: task.losses(model.apply(params, {"audio": a, "roll": r}), {"audio": a}))
+
+  def bits(r, batch=8):  # every clip has as many samples: the mean of the clips' means
+    total = 0.0
+    for k in range(0, len(audio), batch):
+      total += float(next(iter(loss(audio[k:k + batch], r[k:k + batch]).values()))) * len(audio[k:k + batch])
+    return total / len(audio) / float(np.log(2.0))
+  out = {"clips": int(len(idx)), "seconds": frames * hop / run.config.model.sample_rate,
+         "true_roll": bits(rolls), "shuffled_roll": bits(rolls[:, perm]), "empty_roll": bits(np.zeros_like(rolls))}
+  out["saved_vs_shuffled"] = out["shuffled_roll"] - out["true_roll"]
+  out["saved_vs_empty"] = out["empty_roll"] - out["true_roll"]
+  return out
 
 
 def render(notes: np.ndarray, n_samples: int, sr: int) -> np.ndarray:
@@ -184,6 +218,8 @@ def run(config, workdir: str) -> dict:
       "pieces": int(g.pieces), "seconds": float(n_samples / sr), "files": files,
       "lstm_step": int(lstm.step), "wavenet_step": int(wave.step),
       "lstm_test": lstm_test, "wavenet_test": wavenet_test,
+      "roll_information": roll_information(wave, config.wavenet.data, int(g.information_clips),
+                                           float(g.information_seconds), int(g.seed)),
       "fidelity_f1": {name: {"mean": float(np.mean(v)), "per_piece": [float(x) for x in v]} for name, v in fidelity.items()},
       "symbolic_vs_test": measures.symbolic_statistics(pieces, test),
       "valid_vs_test": measures.symbolic_statistics(valid, test),
@@ -201,6 +237,12 @@ def report(results) -> str:
            "| audio | pitch-class F1 against the piece's roll (mean ± std over pieces) |", "|---|---|"]
   lines += [f"| {name.replace('_', ' ')} | {f[name]['mean']:.4f} ± {np.std(f[name]['per_piece'], ddof=1) if len(f[name]['per_piece']) > 1 else float('nan'):.4f} |"
             for name in ("generated", "shuffled_roll", "other_piece_roll", "rendered_roll") if name in f]
+  r = results["roll_information"]
+  lines += ["", f"WaveNet bits per sample on {r['clips']} test clips ({r['seconds']:.2f} s each), by conditioning roll:", "",
+            "| roll | bits / sample | the true roll saves |", "|---|---|---|",
+            f"| the clip's own | {r['true_roll']:.4f} | |",
+            f"| shuffled in time | {r['shuffled_roll']:.4f} | {r['saved_vs_shuffled']:.4f} |",
+            f"| empty | {r['empty_roll']:.4f} | {r['saved_vs_empty']:.4f} |"]
   lines += ["", "| notes | pitch-class TV to test | interval TV to test | notes / s |", "|---|---|---|---|",
             f"| LSTM samples | {s['pitch_class_tv']:.4f} | {s['interval_tv']:.4f} | {s['note_density']:.2f} |",
             f"| validation pieces | {v['pitch_class_tv']:.4f} | {v['interval_tv']:.4f} | {v['note_density']:.2f} |",
