@@ -45,10 +45,10 @@ def _host(tree):
   return jax.tree.map(np.asarray, tree)
 
 
-def _x64_run(mesh, model, task, tx, n_steps=2):
+def _x64_run(mesh, model, task, tx, n_steps=2, fsdp=False):
   """`_run` in float64 (parameters, statistics, batches): in 64-bit mode a max-pool's
-  arg-max cannot flip on the rounding noise of a reduction split over devices."""
-  shard = sharding.replicated(mesh)
+  arg-max cannot flip on the rounding noise of a reduction split over devices. With `fsdp`
+  the state is sharded over the mesh (every array of at least 64 elements)."""
   up = lambda tree: jax.tree.map(lambda x: x.astype(jnp.float64) if x.dtype == jnp.float32 else x, tree)
 
   def make(rng):
@@ -56,25 +56,28 @@ def _x64_run(mesh, model, task, tx, n_steps=2):
     params = up(s.params)
     return s.replace(params=params, model_state=up(s.model_state), opt_state=tx.init(params))
 
+  shard = sharding.state_shardings(jax.eval_shape(make, jax.random.PRNGKey(0)), mesh,
+                                   {"fsdp": fsdp, "fsdp_min_size": 64})
   state = jax.jit(make, out_shardings=shard)(jax.random.PRNGKey(0))
   s0 = _host(state.params)
   step = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx),
-                 in_shardings=(shard, sharding.batch_sharding(mesh)), out_shardings=shard)
+                 in_shardings=(shard, sharding.batch_sharding(mesh)), out_shardings=(shard, sharding.replicated(mesh)))
   for i in range(n_steps):
     batch = {k: v.astype(np.float64) for k, v in _batch(seed=i).items()}
     state, metrics = step(state, sharding.to_global(batch, mesh))
   return s0, state, metrics
 
 
-def sharded_vs_single_device(frontend: str) -> dict:
-  """Two float64 steps on an 8-device mesh against the same on 1 device (run with
-  JAX_ENABLE_X64=1): the loss, and the parameter and statistics differences relative to
-  how far the parameters moved."""
+def sharded_vs_single_device(frontend: str, fsdp: bool = False) -> dict:
+  """Two float64 steps on an 8-device mesh (with `fsdp`, the state sharded over it) against
+  the same on 1 device (run with JAX_ENABLE_X64=1): the loss, and the parameter and
+  statistics differences relative to how far the parameters moved."""
   assert jax.device_count() == 8 and jax.config.jax_enable_x64
   _, model, task, _ = _setup(frontend)
   tx = aggregating.process(optax.with_extra_args_support(optax.identity()),
                            optim.combine.static_weights([1.0]), optax.sgd(1e-3))
-  s0, s8, m8 = _x64_run(sharding.make_mesh(-1), model, task, tx)
+  s0, s8, m8 = _x64_run(sharding.make_mesh(-1), model, task, tx, fsdp=fsdp)
+  split = [x for x in jax.tree.leaves(s8) if hasattr(x, "sharding") and not x.sharding.is_fully_replicated]
   _, s1, m1 = _x64_run(sharding.make_mesh(1), model, task, tx)
   p8, p1 = _host(s8.params), _host(s1.params)
   moved = float(optax.tree.norm(jax.tree.map(np.subtract, p1, s0)))
@@ -83,12 +86,14 @@ def sharded_vs_single_device(frontend: str) -> dict:
   return {"loss8": float(m8["loss"]), "loss1": float(m1["loss"]), "moved": moved,
           "dtypes": sorted({str(x.dtype) for x in jax.tree.leaves(p8)}),
           "mesh8": int(jax.tree.leaves(s8.params)[0].sharding.mesh.devices.size),
+          "split_leaves": len(split), "split_elements": sum(int(x.size) for x in split),
+          "largest_shard": max((x.addressable_shards[0].data.size / x.size for x in split), default=1.0),
           "param_diff": float(optax.tree.norm(jax.tree.map(np.subtract, p8, p1))) / moved,
           "stats_diff": max(stats, default=0.0)}
 
 
-@pytest.mark.parametrize("frontend", ["sincmodnet", "logmel"])
-def test_sharded_step_equals_single_device(frontend):
+@pytest.mark.parametrize("frontend, fsdp", [("sincmodnet", False), ("logmel", False), ("logmel", True)])
+def test_sharded_step_equals_single_device(frontend, fsdp):
   """Two steps on an 8-device mesh equal two steps on 1 device, to float64 rounding.
 
   In float32 the comparison was not deterministic: rounding noise of the batch-norm and
@@ -103,11 +108,15 @@ def test_sharded_step_equals_single_device(frontend):
   import sys
   env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=8")
-  p = subprocess.run([sys.executable, os.path.abspath(__file__), frontend], env=env,
+  p = subprocess.run([sys.executable, os.path.abspath(__file__), frontend] + ["fsdp"] * fsdp, env=env,
                      capture_output=True, text=True, timeout=600)
   assert p.returncode == 0, p.stderr[-4000:]
   r = json.loads(p.stdout.strip().splitlines()[-1])
   assert r["dtypes"] == ["float64"] and r["mesh8"] == 8 and r["moved"] > 0
+  if fsdp:  # parameters and optimizer state split 8 ways, not copied
+    assert r["split_leaves"] >= 4 and r["largest_shard"] == 1 / 8, r
+  else:
+    assert r["split_leaves"] == 0
   np.testing.assert_allclose(r["loss8"], r["loss1"], rtol=1e-12)
   assert r["param_diff"] < 1e-9, r
   assert r["stats_diff"] < 1e-9, r
@@ -195,4 +204,4 @@ def test_incompatible_checkpoint_is_refused(tmp_path):
 if __name__ == "__main__":  # test_sharded_step_equals_single_device's float64 process
   import json
   import sys
-  print(json.dumps(sharded_vs_single_device(sys.argv[1])))
+  print(json.dumps(sharded_vs_single_device(sys.argv[1], fsdp="fsdp" in sys.argv[2:])))

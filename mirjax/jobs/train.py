@@ -49,14 +49,16 @@ def evaluate(state, source, *, eval_step, task, mesh, cfg, crop) -> dict:
   return task.evaluate(labels, {b: scores[b] for b in task.branches})
 
 
-def evaluator(config, system, mesh, score_dir=None):
+def evaluator(config, system, mesh, score_dir=None, state_shardings=None):
   """run_eval(state, source) -> the metrics a run reports for a split: `evaluate` with the
   task's metrics, or for a label-free task its held-out losses (`measure_losses`). The
   state is replicated over `mesh`; `config.eval` sets the batch and the chunks per clip.
   Shared by training and by the jobs that score a trained run (jobs/evaluate.py), so both
-  report the same numbers. A verification task's `score_dir` receives its score files."""
+  report the same numbers. A verification task's `score_dir` receives its score files;
+  `state_shardings` say where the state lives (default: replicated)."""
   model, task, crop = system.model, system.task, system.crop
-  state_shardings = jax.tree.map(lambda _: sharding.replicated(mesh), system.abstract_state)
+  if state_shardings is None:
+    state_shardings = sharding.state_shardings(system.abstract_state, mesh)
   batch_sharding = sharding.batch_sharding(mesh)
   if getattr(task, "label_free", False):  # self-supervised: held-out splits score by their losses
     loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
@@ -220,7 +222,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
   local_batch = sharding.local_batch_size(config.train.batch_size, mesh)
 
   rng = jax.random.PRNGKey(config.seed)
-  state_shardings = jax.tree.map(lambda _: sharding.replicated(mesh), system.abstract_state)
+  state_shardings = sharding.state_shardings(system.abstract_state, mesh, config.mesh)
   batch_sharding = sharding.batch_sharding(mesh)
 
   config_dict, meta = config.to_dict(), info.to_meta(task)
@@ -256,7 +258,8 @@ def _train_and_evaluate(config, workdir: str) -> dict:
                                          branch_leaves=optim.combine.branch_leaves(config.optim.combine)),
                        in_shardings=(state_shardings, batch_sharding),
                        out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
-  run_eval = evaluator(config, system, mesh, score_dir=os.path.join(workdir, "scores"))
+  run_eval = evaluator(config, system, mesh, score_dir=os.path.join(workdir, "scores"),
+                       state_shardings=state_shardings)
   held_out = [s for s in ("valid", "test") if s in sources]
   if blend:
     loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
