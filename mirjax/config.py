@@ -90,6 +90,10 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.job = "train"  # which job mirjax.main runs: "train" (jobs/train.py) or "compare" (jobs/compare.py)
   c.seed = 0  # seeds parameters, data order, crops and dropout
+  # the steps compute in `dtype` ("float32", or "bfloat16": mixed precision with float32
+  # parameters, optimizer state, loss and metrics) and keep parameters in `param_dtype`
+  c.dtype = "float32"
+  c.param_dtype = "float32"
 
   c.data = ml_collections.ConfigDict()
   # "embedded" (music21 pieces rendered by mirjax), "folder" (your audio + tags.csv),

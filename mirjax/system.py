@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mirjax import models, optim, tasks
+from mirjax import models, optim, precision, tasks
 from mirjax.state import TrainState
 from mirjax.errors import ConfigError
 
@@ -24,17 +24,21 @@ class System(NamedTuple):
   crop: int  # samples per training crop and evaluation chunk
   make_state: Any  # rng -> fresh TrainState
   abstract_state: Any  # ShapeDtypeStructs of the TrainState
+  dtype: Any = None  # the steps compute in it (config.dtype; mirjax/precision.py); None: float32
 
 
-def init_state(rng, *, model, tx, example_inputs, graft=None):
+def init_state(rng, *, model, tx, example_inputs, graft=None, param_dtype=None):
   """A fresh TrainState: parameters and batch statistics from `model.init`, with the
   top-level entries of `graft` ({collection: {name: subtree}}, e.g. a pre-trained encoder)
-  put in place of the fresh ones."""
+  put in place of the fresh ones; the parameters (and so the optimizer state) in
+  `param_dtype` when given."""
   params_rng, dropout_rng, run_rng = jax.random.split(rng, 3)
   variables = dict(model.init({"params": params_rng, "dropout": dropout_rng}, example_inputs, train=False))
   for collection, trees in (graft or {}).items():
     variables[collection] = {**variables[collection], **trees}
   params = variables.pop("params")
+  if param_dtype is not None:
+    params = precision.cast_floating(params, param_dtype)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
                     opt_state=tx.init(params), rng=run_rng)
 
@@ -134,8 +138,10 @@ def build_system(config, info, graft=None) -> System:
   tx = optim.build(config.optim, task.branches, config.train.num_steps, frozen=frozen)
   crop = int(round(config.data.crop_seconds * info.sample_rate))
   # one compiled program, not op by op; the grafted weights are its argument, not constants
+  dtype = precision.compute_dtype(config)
+  param_dtype = precision.dtype(config.get("param_dtype", "float32"), "param_dtype")
   make_state = functools.partial(jax.jit(functools.partial(
-      init_state, model=model, tx=tx, example_inputs=models.example_inputs(config.model, crop))),
-      graft=graft)
+      init_state, model=model, tx=tx, example_inputs=models.example_inputs(config.model, crop),
+      param_dtype=None if param_dtype == jnp.float32 else param_dtype)), graft=graft)
   abstract = jax.eval_shape(make_state, jax.random.PRNGKey(config.seed))
-  return System(model, task, tx, crop, make_state, abstract)
+  return System(model, task, tx, crop, make_state, abstract, dtype)

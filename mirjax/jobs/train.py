@@ -61,11 +61,11 @@ def evaluator(config, system, mesh, score_dir=None, state_shardings=None):
     state_shardings = sharding.state_shardings(system.abstract_state, mesh)
   batch_sharding = sharding.batch_sharding(mesh)
   if getattr(task, "label_free", False):  # self-supervised: held-out splits score by their losses
-    loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
+    loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task, dtype=system.dtype),
                         in_shardings=(state_shardings, batch_sharding))
     return lambda state, source: task.summarize(measure_losses(
         state, source, loss_step=loss_step, task=task, mesh=mesh, cfg=config, crop=crop))
-  eval_step = jax.jit(functools.partial(steps.eval_step, model=model, task=task),
+  eval_step = jax.jit(functools.partial(steps.eval_step, model=model, task=task, dtype=system.dtype),
                       in_shardings=(state_shardings, batch_sharding), out_shardings=batch_sharding)
   if getattr(task, "verifies", False):  # embeddings of trial utterances, scored trial by trial
     return functools.partial(verify, eval_step=eval_step, task=task, mesh=mesh, cfg=config, crop=crop,
@@ -254,7 +254,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
 
   contract = optim.combine.contracts(config.optim.combine)
   train_step = jax.jit(functools.partial(steps.train_step, model=model, task=task, tx=tx,
-                                         contract=contract,
+                                         contract=contract, dtype=system.dtype,
                                          branch_leaves=optim.combine.branch_leaves(config.optim.combine)),
                        in_shardings=(state_shardings, batch_sharding),
                        out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
@@ -262,7 +262,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
                        state_shardings=state_shardings)
   held_out = [s for s in ("valid", "test") if s in sources]
   if blend:
-    loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task),
+    loss_step = jax.jit(functools.partial(steps.eval_losses, model=model, task=task, dtype=system.dtype),
                         in_shardings=(state_shardings, batch_sharding))
     measure = functools.partial(measure_losses, loss_step=loss_step, task=task, mesh=mesh,
                                 cfg=config, crop=crop)
