@@ -205,3 +205,26 @@ def test_labels_agree_with_the_tags(data_dir, label):
         assert (y == 0) == (not tg[t["drums"]]) and (y == 1) == bool(tg[t["beat"]])
       if label == "tempo":
         assert (y == 2) == bool(tg[t["fast"]]) and (y == 0) == bool(tg[t["slow"]])
+
+
+def test_a_build_uses_every_core_unless_the_config_says_how_many(tmp_path, monkeypatch):
+  """data.build_workers reaches the build's process pools (0, the default: one per core the
+  process may use); the pools are run in this process here, recording what they were given."""
+  import os  # pylint: disable=import-outside-toplevel
+
+  import ml_collections  # pylint: disable=import-outside-toplevel
+
+  from mirjax.data import parallel, pipeline  # pylint: disable=import-outside-toplevel
+  imap, asked = parallel.imap, []
+
+  def recording(fn, items, workers, desc, **kw):
+    asked.append(workers or parallel.default_workers())
+    return imap(fn, items, 1, desc, **kw)
+
+  monkeypatch.setattr(parallel, "imap", recording)
+  assert parallel.default_workers() == len(os.sched_getaffinity(0))
+  cfg = ml_collections.ConfigDict({"name": "embedded", "config": "smoke", "data_dir": str(tmp_path),
+                                   "manual_dir": "", "label": "", "build_workers": 3})
+  pipeline.load(cfg)
+  assert asked and set(asked) == {3}
+  assert parallel.default_workers() == len(os.sched_getaffinity(0))  # only inside the build

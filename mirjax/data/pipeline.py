@@ -20,14 +20,17 @@ from mirjax.errors import DataError
 def load(cfg):
   """(sources: {split: random-access source}, info) for the dataset named by cfg.name.
 
-  Datasets are built on first use. In a multi-process run process 0 builds first while
-  the others wait, so processes sharing a disk never build the same dataset at once.
+  Datasets are built on first use, by `cfg.build_workers` processes (0: one per core). In a
+  multi-process run process 0 builds first while the others wait, so processes sharing a
+  disk never build the same dataset at once.
   """
-  if jax.process_count() > 1:
-    if jax.process_index() == 0:
-      _load(cfg)
-    multihost_utils.sync_global_devices("mirjax: dataset ready")
-  return _load(cfg)
+  from mirjax.data import parallel  # pylint: disable=import-outside-toplevel
+  with parallel.using(int(cfg.get("build_workers", 0))):
+    if jax.process_count() > 1:
+      if jax.process_index() == 0:
+        _load(cfg)
+      multihost_utils.sync_global_devices("mirjax: dataset ready")
+    return _load(cfg)
 
 
 class Dataset(NamedTuple):

@@ -34,7 +34,7 @@ class EmbeddedMusicConfig(tfds.core.BuilderConfig):
   clips_per_piece: int = 4
   clip_seconds: float = 4.0
   seed: int = 0
-  workers: int = dataclasses.field(default_factory=parallel.default_workers)
+  workers: int = 0  # 0: parallel.default_workers() when the build runs
 
   @property
   def clip_samples(self) -> int:

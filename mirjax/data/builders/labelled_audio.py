@@ -51,7 +51,7 @@ class LabelledAudioConfig(tfds.core.BuilderConfig):
   items: tuple = ()
   class_names: tuple = ()
   sample_rate: int = 16000
-  workers: int = dataclasses.field(default_factory=parallel.default_workers)
+  workers: int = 0  # 0: parallel.default_workers() when the build runs
 
 
 class LabelledAudio(tfds.core.GeneratorBasedBuilder):

@@ -163,7 +163,7 @@ class MagnaTagATuneConfig(tfds.core.BuilderConfig):
   convention: str = "clean"
   sample_rate: int = 16000
   tag_names: tuple[str, ...] = ()
-  workers: int = dataclasses.field(default_factory=parallel.default_workers)
+  workers: int = 0  # 0: parallel.default_workers() when the build runs
 
 
 class MagnaTagATune(tfds.core.GeneratorBasedBuilder):
