@@ -75,6 +75,26 @@ def test_train_bench_figures_are_consistent():
   assert 100 <= rss <= 64 * 1024  # JAX alone takes over 100 MiB
 
 
+def test_pipeline_bench_figures_are_consistent():
+  out = _run("mirjax.bench.pipeline")
+  _, _, batch, devices, _, cores = _figures(
+      rf"\(embedded/smoke, {NUM} training clips\): shuffle, {NUM}-sample crop, batch {NUM}, to {NUM} "
+      rf"device\(s\); {NUM} batches per setting, {NUM} core\(s\)", out)
+  assert devices == 8 and batch == 16
+  rates = {}
+  for threads, rate, per in re.findall(rf"(\d+) read thread\(s\):\s+{NUM} examples/s\s+\({NUM} per thread\)", out):
+    rates[int(threads)] = float(rate)
+    assert _agrees(float(per), 1, float(rate) / int(threads), (float(rate), 1)), out
+  assert 1 in rates and len(rates) >= 1
+  step, ratio, best = _figures(rf"train step here:\s+{NUM} examples/s -> input / step = {NUM}x at {NUM} thread", out)
+  assert rates[int(best)] == max(rates.values())
+  assert _agrees(ratio, 2, rates[int(best)] / step, (rates[int(best)], 1), (step, 1)), out
+  target, needed, per_thread = _figures(rf"a step of {NUM} examples/s needs {NUM} read thread\(s\) at the best "
+                                        rf"rate per thread \({NUM} examples/s\)", out)
+  assert target == step and needed >= 1  # the fewest threads whose rate reaches the target
+  assert (needed - 1) * per_thread < 1.001 * target <= 1.002 * needed * per_thread, out
+
+
 def test_speaker_bench_figures_are_consistent():
   out = _run("mirjax.bench.speaker")
   _, batch, _, devices, _ = _figures(

@@ -7,54 +7,21 @@ float32 matmul peak of all devices at once), and the process's peak host memory.
 PyTorch is installed it times a PyTorch port of the same model and step
 (`mirjax.bench.torch_port`) on the same batch and prints the ratio.
 """
-import functools
 import time
 
 import jax
 import numpy as np
 from absl import app, flags, logging
 
-from mirjax import config as config_lib, sharding, steps
+from mirjax import config as config_lib, sharding
 from mirjax.bench import common
-from mirjax.data.info import Info
-from mirjax.system import build_system
+from mirjax.bench.flagship import N_TAGS, synthetic_batch, time_mirjax
 
 flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
 flags.DEFINE_integer("steps", 20, "Timed steps (after two warm-up steps).")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch port when PyTorch is installed.")
 flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
 FLAGS = flags.FLAGS
-N_TAGS = 19  # as the embedded data
-
-
-def _batch(n, seconds, seed=0):
-  rng = np.random.default_rng(seed)
-  return {"audio": (0.1 * rng.standard_normal((n, int(seconds * 16000)))).astype(np.float32),
-          "tags": (rng.random((n, N_TAGS)) < 0.2).astype(np.uint8)}
-
-
-def time_mirjax(config, batch, n_steps):
-  """(seconds per step, FLOPs per step) of the sharded, jitted flagship train step."""
-  info = Info(name="synthetic", sample_rate=16000, tag_names=tuple(f"tag{i}" for i in range(N_TAGS)))
-  system = build_system(config, info)
-  mesh = sharding.make_mesh(-1)
-  rep = sharding.replicated(mesh)
-  state = jax.jit(system.make_state, out_shardings=rep)(jax.random.key(0))
-  step = jax.jit(functools.partial(steps.train_step, model=system.model, task=system.task,
-                                   tx=system.tx), in_shardings=(rep, sharding.batch_sharding(mesh)),
-                 out_shardings=(rep, rep), donate_argnums=0)
-  b = sharding.to_global(batch, mesh)
-  flops = common.flops(step, state, b)
-  for _ in range(2):
-    state, _ = step(state, b)
-  jax.block_until_ready(state)
-  t = time.perf_counter()
-  for _ in range(n_steps):
-    state, _ = step(state, b)
-  jax.block_until_ready(state)
-  return (time.perf_counter() - t) / n_steps, flops
-
-
 def time_torch(config, batch, n_steps):
   """Seconds per step of the PyTorch port, or None when PyTorch is not installed."""
   try:
@@ -81,7 +48,7 @@ def main(argv):
   seconds = 1.0 if FLAGS.quick else config.data.crop_seconds
   print(common.header("mirjax.bench.train"))
   peak = common.matmul_peak(512 if FLAGS.quick else 2048, mesh=sharding.make_mesh(-1))
-  batch = _batch(batch_size, seconds)
+  batch = synthetic_batch(batch_size, seconds)
   step_s, flops = time_mirjax(config, batch, n_steps)
   rss = common.peak_rss_mb()  # before PyTorch allocates anything
   n_dev = jax.device_count()

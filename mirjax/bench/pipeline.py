@@ -1,0 +1,81 @@
+"""The input pipeline against the train step: `python -m mirjax.bench.pipeline [--quick]`.
+
+Examples/s of configs/sincmodnet.py's training input, from the built dataset cache through
+grain (shuffle, random 3 s crop, batch) to device-ready global arrays sharded over every
+device (`sharding.to_global`), at each number of read threads in `--threads`; and the
+examples/s of the flagship's train step on this machine at the same batch
+(`mirjax.bench.train`), so the ratio says whether the input keeps up. From the best
+per-thread rate it prints how many host threads a step of a given rate needs
+(`--target_examples_per_s`: e.g. an accelerator's figure from `mirjax.bench.accelerator`).
+
+It reads the embedded default data (`--quick`: the smoke data), built on first use in
+$MIRJAX_DATA_DIR (or ~/.cache/mirjax/tfds). On a CPU, input and step share the cores, so the
+two rates are each measured alone.
+"""
+import math
+import time
+
+from mirjax.bench import one_host_device_per_core
+
+one_host_device_per_core()
+
+import jax  # noqa: E402  pylint: disable=wrong-import-position
+from absl import app, flags, logging  # noqa: E402  pylint: disable=wrong-import-position
+
+from mirjax import config as config_lib, sharding  # noqa: E402  pylint: disable=wrong-import-position
+from mirjax.bench import common, flagship  # noqa: E402  pylint: disable=wrong-import-position
+from mirjax.data import parallel, pipeline  # noqa: E402  pylint: disable=wrong-import-position
+
+flags.DEFINE_list("threads", [], "Read threads to time (default: 1, 2, 4, ... up to the cores).")
+flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
+flags.DEFINE_integer("batches", 50, "Timed batches per setting (after 3 warm-up batches).")
+flags.DEFINE_float("target_examples_per_s", 0.0, "A train step's rate to size the host for (0: this machine's).")
+flags.DEFINE_bool("quick", False, "The smoke data and few batches: checks that everything runs, in seconds.")
+FLAGS = flags.FLAGS
+
+
+def input_rate(source, *, batch: int, crop: int, threads: int, n_batches: int, mesh) -> float:
+  """Examples/s of training batches made ready on the mesh's devices."""
+  it = pipeline.train_iterator(source, local_batch=sharding.local_batch_size(batch, mesh), crop=crop,
+                               seed=0, target="tags", read_threads=threads)
+  for _ in range(3):  # the threads start and the first reads warm the caches
+    jax.block_until_ready(sharding.to_global(next(it), mesh))
+  t = time.perf_counter()
+  for _ in range(n_batches):
+    jax.block_until_ready(sharding.to_global(next(it), mesh))
+  return batch * n_batches / (time.perf_counter() - t)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  config = config_lib.from_file("sincmodnet", "smoke" if FLAGS.quick else None)
+  mesh = sharding.make_mesh(-1)
+  batch = 2 * jax.device_count() if FLAGS.quick else FLAGS.batch
+  n_batches = 4 if FLAGS.quick else FLAGS.batches
+  cores = parallel.cores()
+  threads = [int(t) for t in FLAGS.threads] or sorted({min(2 ** k, cores) for k in range(8) if 2 ** k <= 2 * cores})
+  print(common.header("mirjax.bench.pipeline"))
+  sources, info = pipeline.load(config.data)
+  crop = int(round(config.data.crop_seconds * info.sample_rate))
+  print(f"training input of configs/sincmodnet.py from the built cache ({info.name}, "
+        f"{len(sources['train'])} training clips): shuffle, {crop}-sample crop, batch {batch}, "
+        f"to {jax.device_count()} device(s); {n_batches} batches per setting, {cores} core(s)")
+  rates = {}
+  for t in threads:
+    rates[t] = input_rate(sources["train"], batch=batch, crop=crop, threads=t, n_batches=n_batches, mesh=mesh)
+    print(f"  {t:3d} read thread(s): {rates[t]:9.1f} examples/s  ({rates[t] / t:.1f} per thread)")
+  step_s, _ = flagship.time_mirjax(config, flagship.synthetic_batch(batch, crop / info.sample_rate),
+                                   2 if FLAGS.quick else 10)
+  step_rate = batch / step_s
+  best = max(rates, key=rates.get)
+  print(f"  the flagship's train step here: {step_rate:9.1f} examples/s -> input / step = "
+        f"{rates[best] / step_rate:.2f}x at {best} thread(s)")
+  target = FLAGS.target_examples_per_s or step_rate
+  per_thread = max(rates[t] / t for t in rates)
+  print(f"  a step of {target:.1f} examples/s needs {math.ceil(target / per_thread)} read thread(s) "
+        f"at the best rate per thread ({per_thread:.1f} examples/s)")
+
+
+if __name__ == "__main__":
+  app.run(main)
