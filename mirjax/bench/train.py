@@ -20,6 +20,7 @@ from mirjax.bench.flagship import N_TAGS, synthetic_batch, time_mirjax
 flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
 flags.DEFINE_integer("steps", 20, "Timed steps (after two warm-up steps).")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch port when PyTorch is installed.")
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "config.dtype of the mirjax step (bfloat16: mixed precision).")
 flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
 FLAGS = flags.FLAGS
 def time_torch(config, batch, n_steps):
@@ -45,6 +46,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   batch_size, n_steps = (2 * jax.device_count(), 2) if FLAGS.quick else (FLAGS.batch, FLAGS.steps)
   config = config_lib.from_file("sincmodnet")
+  config.dtype = FLAGS.dtype
   seconds = 1.0 if FLAGS.quick else config.data.crop_seconds
   print(common.header("mirjax.bench.train"))
   peak = common.matmul_peak(512 if FLAGS.quick else 2048, mesh=sharding.make_mesh(-1))
@@ -52,7 +54,7 @@ def main(argv):
   step_s, flops = time_mirjax(config, batch, n_steps)
   rss = common.peak_rss_mb()  # before PyTorch allocates anything
   n_dev = jax.device_count()
-  print(f"flagship train step (configs/sincmodnet.py), batch {batch_size} x {seconds:g} s, "
+  print(f"flagship train step (configs/sincmodnet.py, {FLAGS.dtype}), batch {batch_size} x {seconds:g} s, "
         f"{n_dev} device(s), mean of {n_steps} steps")
   print(f"  mirjax:  {batch_size / step_s:8.1f} examples/s  ({1e3 * step_s:.1f} ms/step)")
   # XLA counts one device's share of the sharded step; the peak is of all devices at once
