@@ -95,6 +95,28 @@ def test_pipeline_bench_figures_are_consistent():
   assert (needed - 1) * per_thread < 1.001 * target <= 1.002 * needed * per_thread, out
 
 
+def test_accelerator_bench_figures_are_consistent():
+  from mirjax.bench import accelerator
+  assert accelerator.bf16_peak("NVIDIA H100 80GB HBM3") == 989e12 and accelerator.bf16_peak("NVIDIA H100 PCIe") == 756e12
+  assert accelerator.bf16_peak("TPU v5 lite") == 197e12 and accelerator.bf16_peak("cpu") is None
+  out = _run("mirjax.bench.accelerator")
+  (peak,) = _figures(rf"the float32 matmul peak measured here, {NUM} TFLOP/s per device, x 8 device", out)
+  lines = re.findall(rf", (float32|bfloat16), batch {NUM}: +{NUM} examples/s, +{NUM} ms/step, {NUM} GFLOP/step, "
+                     rf"MFU {NUM}%, {NUM} GiB per device", out)
+  assert [d for d, *_ in lines] == ["float32", "bfloat16"] * 2, out
+  rates = []
+  for _, batch, rate, ms, gflop, mfu, gib in lines:
+    batch, rate, ms, gflop, mfu = map(float, (batch, rate, ms, gflop, mfu))
+    assert _agrees(rate, 1, 1000 * batch / ms, (ms, 1)), out
+    assert _agrees(mfu, 1, 1e5 * gflop / ms / (peak * 1e3 * 8), (gflop, 2), (ms, 1), (peak, 4)), out
+    assert 0 < float(gib) < 64
+    rates.append(rate)
+  pipe, ratio, threads = _figures(rf"batch 16\): {NUM} examples/s -> input / the flagship's fastest step = {NUM}x; "
+                                  rf"a step that fast needs {NUM} of this host's read threads", out)
+  assert _agrees(ratio, 2, pipe / max(rates[:2]), (pipe, 1), (max(rates[:2]), 1)), out
+  assert threads >= 1
+
+
 def test_speaker_bench_figures_are_consistent():
   out = _run("mirjax.bench.speaker")
   _, batch, _, devices, _ = _figures(

@@ -33,7 +33,12 @@ def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
 def flops(jitted, *args) -> float:
   """XLA's count of the floating-point operations of one call of a jitted function, per
   device: a program sharded over N devices does N times this much work in all."""
-  cost = jitted.lower(*args).compile().cost_analysis()
+  return flops_of(jitted.lower(*args).compile())
+
+
+def flops_of(compiled) -> float:
+  """XLA's FLOP count of a compiled function (`jitted.lower(...).compile()`), per device."""
+  cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):  # older jax: one dict per computation
     cost = cost[0]
   return float(cost.get("flops", float("nan")))

@@ -1,5 +1,5 @@
-"""The flagship's train step, timed: shared by `mirjax.bench.train`, `.pipeline` and
-`.accelerator`."""
+"""The flagship's train step and training input, timed: shared by `mirjax.bench.train`,
+`.pipeline` and `.accelerator`."""
 import functools
 import time
 
@@ -8,6 +8,7 @@ import numpy as np
 
 from mirjax import sharding, steps
 from mirjax.bench import common
+from mirjax.data import pipeline
 from mirjax.data.info import Info
 from mirjax.system import build_system
 
@@ -21,9 +22,11 @@ def synthetic_batch(n, seconds, seed=0):
           "tags": (rng.random((n, N_TAGS)) < 0.2).astype(np.uint8)}
 
 
-def time_mirjax(config, batch, n_steps):
+def time_mirjax(config, batch, n_steps, memory=None):
   """(seconds per step, FLOPs per step) of the sharded, jitted train step of `config` (its
-  dtype and mesh settings included) on `batch`."""
+  dtype and mesh settings included) on `batch`. A dict `memory` receives XLA's memory plan
+  of the compiled step on one device: "bytes", its arguments, outputs and temporaries (what
+  the step needs resident at its peak)."""
   info = Info(name="synthetic", sample_rate=16000, tag_names=tuple(f"tag{i}" for i in range(N_TAGS)))
   system = build_system(config, info)
   mesh = sharding.make_mesh(-1)
@@ -35,7 +38,12 @@ def time_mirjax(config, batch, n_steps):
                  in_shardings=(placed, sharding.batch_sharding(mesh)),
                  out_shardings=(placed, rep), donate_argnums=0)
   b = sharding.to_global(batch, mesh)
-  flops = common.flops(step, state, b)
+  compiled = step.lower(state, b).compile()
+  flops = common.flops_of(compiled)
+  if memory is not None:
+    m = compiled.memory_analysis()
+    memory["bytes"] = (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+                       - m.alias_size_in_bytes) if m is not None else float("nan")
   for _ in range(2):
     state, _ = step(state, b)
   jax.block_until_ready(state)
@@ -44,3 +52,15 @@ def time_mirjax(config, batch, n_steps):
     state, _ = step(state, b)
   jax.block_until_ready(state)
   return (time.perf_counter() - t) / n_steps, flops
+
+
+def input_rate(source, *, batch: int, crop: int, threads: int, n_batches: int, mesh) -> float:
+  """Examples/s of training batches made ready on the mesh's devices."""
+  it = pipeline.train_iterator(source, local_batch=sharding.local_batch_size(batch, mesh), crop=crop,
+                               seed=0, target="tags", read_threads=threads)
+  for _ in range(3):  # the threads start and the first reads warm the caches
+    jax.block_until_ready(sharding.to_global(next(it), mesh))
+  t = time.perf_counter()
+  for _ in range(n_batches):
+    jax.block_until_ready(sharding.to_global(next(it), mesh))
+  return batch * n_batches / (time.perf_counter() - t)

@@ -13,7 +13,6 @@ $MIRJAX_DATA_DIR (or ~/.cache/mirjax/tfds). On a CPU, input and step share the c
 two rates are each measured alone.
 """
 import math
-import time
 
 from mirjax.bench import one_host_device_per_core
 
@@ -34,18 +33,6 @@ flags.DEFINE_bool("quick", False, "The smoke data and few batches: checks that e
 FLAGS = flags.FLAGS
 
 
-def input_rate(source, *, batch: int, crop: int, threads: int, n_batches: int, mesh) -> float:
-  """Examples/s of training batches made ready on the mesh's devices."""
-  it = pipeline.train_iterator(source, local_batch=sharding.local_batch_size(batch, mesh), crop=crop,
-                               seed=0, target="tags", read_threads=threads)
-  for _ in range(3):  # the threads start and the first reads warm the caches
-    jax.block_until_ready(sharding.to_global(next(it), mesh))
-  t = time.perf_counter()
-  for _ in range(n_batches):
-    jax.block_until_ready(sharding.to_global(next(it), mesh))
-  return batch * n_batches / (time.perf_counter() - t)
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -63,7 +50,7 @@ def main(argv):
         f"to {jax.device_count()} device(s); {n_batches} batches per setting, {cores} core(s)")
   rates = {}
   for t in threads:
-    rates[t] = input_rate(sources["train"], batch=batch, crop=crop, threads=t, n_batches=n_batches, mesh=mesh)
+    rates[t] = flagship.input_rate(sources["train"], batch=batch, crop=crop, threads=t, n_batches=n_batches, mesh=mesh)
     print(f"  {t:3d} read thread(s): {rates[t]:9.1f} examples/s  ({rates[t] / t:.1f} per thread)")
   step_s, _ = flagship.time_mirjax(config, flagship.synthetic_batch(batch, crop / info.sample_rate),
                                    2 if FLAGS.quick else 10)
