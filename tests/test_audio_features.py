@@ -94,3 +94,12 @@ def test_batched_and_jitted_equal_per_clip():
     batch = np.asarray(jax.jit(fn)(x))
     for i in range(3):
       np.testing.assert_allclose(batch[i], np.asarray(fn(x[i])), rtol=1e-4, atol=1e-4)
+
+
+def test_spectral_contrast_selects_its_quantiles_without_sorting_the_bands():
+  """The peak and valley need only a band's k strongest and weakest bins: a partial
+  selection (top_k), not a sort of every band of every frame (7x slower on a CPU)."""
+  import re  # pylint: disable=import-outside-toplevel
+  jaxpr = str(jax.make_jaxpr(lambda a: features.spectral_contrast(a, sr=16000))(np.zeros((2, 16000), np.float32)))
+  primitives = set(re.findall(r"= (\w+)\[", jaxpr)) | set(re.findall(r"= (\w+) ", jaxpr))
+  assert "top_k" in primitives and "sort" not in primitives

@@ -1,7 +1,8 @@
 """Front-end speed: `python -m mirjax.bench.frontends [--quick]`.
 
 1. Fixed features against librosa, the baseline an MIR researcher would otherwise use:
-   log-mel (the LogMel front-end's settings), constant-Q and chroma of a batch of clips at
+   log-mel (the LogMel front-end's settings), constant-Q, spectral contrast (librosa's
+   defaults: 6 octave bands above 200 Hz) and chroma of a batch of clips at
    16 kHz; mirjax jitted over the whole batch, sharded over every device, librosa clip by
    clip. Printed: clips/s of each, the ratio, and the largest difference (the same
    computation). On a CPU the bench makes one host device per core (unless XLA_FLAGS
@@ -26,6 +27,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from mirjax import audio, frontends, sharding  # noqa: E402
+from mirjax.audio import features as audio_features  # noqa: E402
 from mirjax.bench import common  # noqa: E402
 
 flags.DEFINE_integer("batch", 64, "Clips in the fixed-feature batch.")
@@ -54,7 +56,7 @@ def _spread(batch, mesh):
 
 
 def fixed_features(x, mesh, repeats, librosa_clips):
-  """(rows, lines): clips/s of mirjax and librosa for log-mel, CQT and chroma."""
+  """(rows, lines): clips/s of mirjax and librosa for log-mel, CQT, spectral contrast and chroma."""
   mel_kw = dict(n_fft=512, hop_length=256, n_mels=96, fmax=8000.0)
   cases = {
       "log-mel (512 / 256, 96 mels)": (
@@ -63,6 +65,9 @@ def fixed_features(x, mesh, repeats, librosa_clips):
       "constant-Q (84 bins, hop 256)": (
           lambda a: jnp.abs(audio.cqt(a, sr=SR, hop_length=256)),
           lambda c: np.abs(librosa.cqt(c, sr=SR, hop_length=256)).T),
+      "spectral contrast (2048 / 512)": (
+          lambda a: audio_features.spectral_contrast(a, sr=SR),
+          lambda c: librosa.feature.spectral_contrast(y=c, sr=SR).T),
       "chroma (2048 / 256)": (
           lambda a: audio.chroma_stft(a, sr=SR, n_fft=2048, hop_length=256),
           lambda c: librosa.feature.chroma_stft(y=c, sr=SR, n_fft=2048, hop_length=256, tuning=0.0).T),
