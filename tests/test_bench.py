@@ -57,20 +57,29 @@ def test_frontends_bench_figures_are_consistent_and_match_librosa():
 
 def test_train_bench_figures_are_consistent():
   out = _run("mirjax.bench.train")
-  batch, _, devices, _ = _figures(rf"batch {NUM} x {NUM} s, {NUM} device\(s\), mean of {NUM} steps", out)
-  assert devices == 8
-  rate, ms = _figures(rf"mirjax:\s+{NUM} examples/s\s+\({NUM} ms/step\)", out)
-  assert _agrees(rate, 1, 1000 * batch / ms, (ms, 1)), out  # examples/s = batch / step time
-  percent, gflop, peak = _figures(
-      rf"model FLOP utilisation: {NUM}% \({NUM} GFLOP/step by XLA's count, peak {NUM} GFLOP/s "
-      r"of the 8 device\(s\)\)", out)
-  # utilisation = FLOPs per step / step time / peak
-  assert _agrees(percent, 1, 1e5 * gflop / ms / peak, (gflop, 2), (ms, 1), (peak, 1)), out
-  if "PyTorch port: skipped" not in out:
-    torch_rate, torch_ms, speedup = _figures(
-        rf"PyTorch port:\s+{NUM} examples/s\s+\({NUM} ms/step\)\s+-> mirjax / PyTorch = {NUM}x", out)
-    assert _agrees(torch_rate, 1, 1000 * batch / torch_ms, (torch_ms, 1)), out
-    assert _agrees(speedup, 2, torch_ms / ms, (torch_ms, 1), (ms, 1)), out  # PyTorch's step time / mirjax's
+  blocks = re.split(r"\n(?=\S)", out)[1:]  # one block per model, then the memory line's
+  assert [b.split(" (")[0] for b in blocks[:2]] == ["flagship", "log-mel short-chunk CNN, Won et al.'s depth at 1/16 width"], out
+  for block in blocks[:2]:
+    batch, _, devices, _, _ = _figures(rf"batch {NUM} x {NUM} s, {NUM} device\(s\), median of {NUM} interleaved "
+                                       rf"round\(s\) of {NUM} steps", block)
+    assert devices == 8
+    rate, ms = _figures(rf"mirjax:\s+{NUM} examples/s\s+\({NUM} ms/step\)", block)
+    assert _agrees(rate, 1, 1000 * batch / ms, (ms, 1)), block  # examples/s = batch / step time
+    percent, gflop, peak = _figures(
+        rf"model FLOP utilisation: {NUM}% \({NUM} GFLOP/step by XLA's count, peak {NUM} GFLOP/s "
+        r"of the 8 device\(s\)\)", block)
+    # utilisation = FLOPs per step / step time / peak
+    assert _agrees(percent, 1, 1e5 * gflop / ms / peak, (gflop, 2), (ms, 1), (peak, 1)), block
+    if "PyTorch port: skipped" in block:
+      continue
+    torch_ms = {}
+    for mode in ("eager NCHW", "eager channels_last", "torch.compile"):
+      t_rate, t_ms = _figures(rf"PyTorch {mode}:\s+{NUM} examples/s\s+\({NUM} ms/step\)", block)
+      assert _agrees(t_rate, 1, 1000 * batch / t_ms, (t_ms, 1)), block
+      torch_ms[mode] = t_ms
+    m = re.search(rf"-> mirjax / PyTorch's fastest \((.+)\) = {NUM}x", block)
+    assert m and m.group(1) == min(torch_ms, key=torch_ms.get), block
+    assert _agrees(float(m.group(2)), 2, torch_ms[m.group(1)] / ms, (torch_ms[m.group(1)], 1), (ms, 1)), block
   (rss,) = _figures(rf"peak host memory of the mirjax run: {NUM} MiB", out)
   assert 100 <= rss <= 64 * 1024  # JAX alone takes over 100 MiB
 

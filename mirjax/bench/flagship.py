@@ -22,11 +22,12 @@ def synthetic_batch(n, seconds, seed=0):
           "tags": (rng.random((n, N_TAGS)) < 0.2).astype(np.uint8)}
 
 
-def time_mirjax(config, batch, n_steps, memory=None):
-  """(seconds per step, FLOPs per step) of the sharded, jitted train step of `config` (its
-  dtype and mesh settings included) on `batch`. A dict `memory` receives XLA's memory plan
-  of the compiled step on one device: "bytes", its arguments, outputs and temporaries (what
-  the step needs resident at its peak)."""
+def mirjax_step(config, batch, memory=None):
+  """(run, FLOPs per step) of the sharded, jitted train step of `config` (its dtype and mesh
+  settings included) on `batch`, compiled and warmed up by two steps: `run(n)` takes n more
+  steps and returns the seconds per step. A dict `memory` receives XLA's memory plan of the
+  compiled step on one device: "bytes", its arguments, outputs and temporaries (what the
+  step needs resident at its peak)."""
   info = Info(name="synthetic", sample_rate=16000, tag_names=tuple(f"tag{i}" for i in range(N_TAGS)))
   system = build_system(config, info)
   mesh = sharding.make_mesh(-1)
@@ -44,14 +45,24 @@ def time_mirjax(config, batch, n_steps, memory=None):
     m = compiled.memory_analysis()
     memory["bytes"] = (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
                        - m.alias_size_in_bytes) if m is not None else float("nan")
-  for _ in range(2):
-    state, _ = step(state, b)
-  jax.block_until_ready(state)
-  t = time.perf_counter()
-  for _ in range(n_steps):
-    state, _ = step(state, b)
-  jax.block_until_ready(state)
-  return (time.perf_counter() - t) / n_steps, flops
+  held = [state]
+
+  def run(n_steps):
+    s = held[0]
+    t = time.perf_counter()
+    for _ in range(n_steps):
+      s, _ = step(s, b)
+    jax.block_until_ready(s)
+    held[0] = s
+    return (time.perf_counter() - t) / n_steps
+  run(2)
+  return run, flops
+
+
+def time_mirjax(config, batch, n_steps, memory=None):
+  """(seconds per step, FLOPs per step) of `mirjax_step`'s step over `n_steps` steps."""
+  run, flops = mirjax_step(config, batch, memory)
+  return run(n_steps), flops
 
 
 def input_rate(source, *, batch: int, crop: int, threads: int, n_batches: int, mesh) -> float:

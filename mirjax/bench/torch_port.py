@@ -1,5 +1,6 @@
-"""A PyTorch port of the flagship (SincModNet front-end + short-chunk CNN), the baseline
-`mirjax.bench.train` times mirjax's train step against.
+"""PyTorch ports of the flagship (SincModNet front-end + short-chunk CNN) and of the log-mel
+short-chunk CNN, the baselines `mirjax.bench.train` times mirjax's train step against, in
+PyTorch's eager NCHW, eager channels_last and torch.compile settings (`train_step_fn`).
 
 Written from mirjax's own equations (frontends/sinc.py, frontends/modulation.py,
 models/short_chunk_cnn.py) with the same sizes, so the two do the same work per step;
@@ -73,6 +74,30 @@ class SincModNet(nn.Module):
     return m.reshape(b, nb, c.n_mod, frames).permute(0, 2, 3, 1)  # NCHW: (B, n_mod, frames, bands)
 
 
+class LogMel(nn.Module):
+  """frontends/mel.py's LogMel: periodic-Hann STFT frames centred at i * hop (zeros outside),
+  power through librosa's Slaney mel bank, 10 log10(mel + offset); NCHW (B, 1, frames, mels)."""
+
+  def __init__(self, cfg):
+    super().__init__()
+    from mirjax.audio import mel as mel_lib  # pylint: disable=import-outside-toplevel
+    self.cfg = cfg
+    bank = mel_lib.mel_filterbank(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin,
+                                  fmax=cfg.fmax)
+    self.register_buffer("bank", torch.tensor(np.asarray(bank).T, dtype=torch.float32))
+    self.register_buffer("window", torch.hann_window(cfg.n_fft, periodic=True))
+
+  def forward(self, audio):
+    c = self.cfg
+    frames = -(-audio.shape[-1] // c.hop)
+    right = (frames - 1) * c.hop + c.n_fft - c.n_fft // 2 - audio.shape[-1]
+    x = F.pad(audio, (c.n_fft // 2, max(right, 0)))[..., :(frames - 1) * c.hop + c.n_fft]
+    spec = torch.stft(x, c.n_fft, c.hop, window=self.window, center=False, return_complex=True)
+    power = spec.real ** 2 + spec.imag ** 2  # (B, freqs, frames)
+    mel = torch.matmul(power.transpose(1, 2), self.bank)  # (B, frames, mels)
+    return (10.0 * torch.log10(mel + c.get("log_offset", 1e-6)))[:, None]
+
+
 class ShortChunkCNN(nn.Module):
   """3x3 conv + BN + ReLU + 2x2 max-pool blocks, global max, dense + BN + ReLU, output."""
 
@@ -88,9 +113,20 @@ class ShortChunkCNN(nn.Module):
     self.dense = nn.Sequential(nn.Linear(prev, dense, bias=False), nn.BatchNorm1d(dense), nn.ReLU(),
                                nn.Dropout(dropout), nn.Linear(dense, n_outputs))
 
+  channels_last = False  # train_step_fn's "eager channels_last": NHWC activations
+
   def forward(self, x):
+    if self.channels_last:
+      x = x.contiguous(memory_format=torch.channels_last)
     x = self.blocks(self.input_norm(x))
     return self.dense(torch.amax(x, dim=(2, 3)))
+
+
+def melcnn(model_cfg, n_outputs):
+  """The log-mel short-chunk CNN in PyTorch from a mirjax model config (configs/melcnn.py)."""
+  fe, be = model_cfg.frontend, model_cfg.backend
+  return nn.Sequential(LogMel(fe), ShortChunkCNN(1, fe.n_mels, tuple(be.channels), be.dense, n_outputs,
+                                                 be.dropout))
 
 
 def flagship(model_cfg, n_outputs):
@@ -101,13 +137,29 @@ def flagship(model_cfg, n_outputs):
                                      be.dropout))
 
 
-def train_step_fn(model, lr=1e-3):
-  """A function (audio, tags) -> loss that takes one AdamW step, as mirjax's train step."""
+MODES = ("eager NCHW", "eager channels_last", "torch.compile")
+
+
+def train_step_fn(model, lr=1e-3, mode="eager NCHW"):
+  """A function (audio, tags) -> loss that takes one AdamW step, as mirjax's train step, in
+  one of MODES: PyTorch's default eager execution, eager with the 2-D convolutions' weights
+  and activations in channels_last (NHWC) memory order, or the model compiled by
+  torch.compile (its default inductor backend, static shapes; the optimizer step stays eager)."""
+  if mode not in MODES:
+    raise ValueError(f"mode {mode!r}: one of {MODES}")
+  if mode == "eager channels_last":
+    model = model.to(memory_format=torch.channels_last)
+    for m in model.modules():
+      if isinstance(m, ShortChunkCNN):
+        m.channels_last = True
   opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+  # static shapes: one batch shape is timed (automatic dynamic shapes would recompile the
+  # short-chunk CNN shared by both ports symbolically once a second shape is seen)
+  forward = torch.compile(model, dynamic=False) if mode == "torch.compile" else model
 
   def step(audio, tags):
     opt.zero_grad(set_to_none=True)
-    loss = F.binary_cross_entropy_with_logits(model(audio), tags)
+    loss = F.binary_cross_entropy_with_logits(forward(audio), tags)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()

@@ -1,13 +1,19 @@
-"""The flagship's train step: `python -m mirjax.bench.train [--quick]`.
+"""Train steps against PyTorch at its best: `python -m mirjax.bench.train [--quick]`.
 
-Times the jitted, sharded train step of configs/sincmodnet.py (SincModNet + short-chunk
-CNN, AdamW) on synthetic 3 s batches over every device JAX sees, and prints: examples/s,
-the model FLOP utilisation (XLA's FLOP count of the step / step time / the measured
-float32 matmul peak of all devices at once), and the process's peak host memory. When
-PyTorch is installed it times a PyTorch port of the same model and step
-(`mirjax.bench.torch_port`) on the same batch and prints the ratio.
+Times the jitted, sharded train step (AdamW) of two models on synthetic batches over every
+device JAX sees:
+  - the flagship, configs/sincmodnet.py (SincModNet + short-chunk CNN), 3 s crops;
+  - the log-mel short-chunk CNN at Won et al.'s published size (configs/melcnn.py:mtat: 128
+    mels, 7 blocks of 128-512 channels, 59,049-sample crops), batch 16;
+and, when PyTorch is installed, a PyTorch port of each (`mirjax.bench.torch_port`) in
+PyTorch's three usual settings: eager NCHW (its default), eager channels_last and
+torch.compile. The sides are interleaved: each of `--rounds` rounds times `--steps` steps of
+mirjax and then of each PyTorch setting, so all see the same machine; each figure is the
+median over rounds. Printed: examples/s and ms/step of each, mirjax's model FLOP
+utilisation (XLA's FLOP count of the step / step time / the measured float32 matmul peak of
+all devices at once), and mirjax's ratio to PyTorch's fastest setting.
 """
-import time
+import statistics
 
 import jax
 import numpy as np
@@ -15,58 +21,96 @@ from absl import app, flags, logging
 
 from mirjax import config as config_lib, sharding
 from mirjax.bench import common
-from mirjax.bench.flagship import N_TAGS, synthetic_batch, time_mirjax
+from mirjax.bench.flagship import N_TAGS, mirjax_step, synthetic_batch
 
 flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
-flags.DEFINE_integer("steps", 20, "Timed steps (after two warm-up steps).")
-flags.DEFINE_bool("torch", True, "Also time the PyTorch port when PyTorch is installed.")
+flags.DEFINE_integer("steps", 10, "Timed steps per side and round (after warm-up steps).")
+flags.DEFINE_integer("rounds", 3, "Interleaved rounds; each figure is the median over them.")
+flags.DEFINE_list("models", ["flagship", "won"], "Which models: flagship, won.")
+flags.DEFINE_bool("torch", True, "Also time the PyTorch ports when PyTorch is installed.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "config.dtype of the mirjax step (bfloat16: mixed precision).")
 flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
 FLAGS = flags.FLAGS
-def time_torch(config, batch, n_steps):
-  """Seconds per step of the PyTorch port, or None when PyTorch is not installed."""
+
+
+def models(quick: bool):
+  """{key: (description, config, crop seconds, torch port name)}."""
+  flag = config_lib.from_file("sincmodnet")
+  won = config_lib.from_file("melcnn", "mtat")
+  won.optim.name, won.optim.learning_rate = "adamw", 1e-4  # the schedule is not what is timed
+  won.train.num_steps, won.train.num_epochs = 10_000, 0.0
+  won_s = 59049 / 16000
+  if quick:  # Won et al.'s depth at 1/16 width (their crop: 7 poolings need its 231 frames)
+    won.model.backend.channels = tuple(max(8, c // 16) for c in won.model.backend.channels)
+  return {"flagship": ("flagship (configs/sincmodnet.py)", flag, 1.0 if quick else flag.data.crop_seconds, "flagship"),
+          "won": ("log-mel short-chunk CNN at Won et al.'s size (configs/melcnn.py:mtat)" if not quick else
+                  "log-mel short-chunk CNN, Won et al.'s depth at 1/16 width", won, won_s, "melcnn")}
+
+
+def torch_steps(port: str, model_cfg, batch):
+  """{PyTorch setting: run(n) -> seconds per step} of the port's AdamW step on `batch`, each
+  warmed up (torch.compile compiles there), or None when PyTorch is not installed."""
   try:
     import torch  # pylint: disable=import-outside-toplevel
   except ImportError:
     return None
+  import time  # pylint: disable=import-outside-toplevel
+
   from mirjax.bench import torch_port  # pylint: disable=import-outside-toplevel
-  model = torch_port.flagship(config.model, N_TAGS).train()
-  step = torch_port.train_step_fn(model)
   audio, tags = torch.from_numpy(batch["audio"]), torch.from_numpy(batch["tags"].astype(np.float32))
-  for _ in range(2):
-    step(audio, tags)
-  t = time.perf_counter()
-  for _ in range(n_steps):
-    step(audio, tags)
-  return (time.perf_counter() - t) / n_steps
+  runs = {}
+  for mode in torch_port.MODES:
+    torch.manual_seed(0)
+    step = torch_port.train_step_fn(getattr(torch_port, port)(model_cfg, N_TAGS).train(), mode=mode)
+
+    def run(n, step=step):
+      t = time.perf_counter()
+      for _ in range(n):
+        step(audio, tags)
+      return (time.perf_counter() - t) / n
+    run(3 if mode == "torch.compile" else 2)
+    runs[mode] = run
+  return runs
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  batch_size, n_steps = (2 * jax.device_count(), 2) if FLAGS.quick else (FLAGS.batch, FLAGS.steps)
-  config = config_lib.from_file("sincmodnet")
-  config.dtype = FLAGS.dtype
-  seconds = 1.0 if FLAGS.quick else config.data.crop_seconds
+  batch_size = 2 * jax.device_count() if FLAGS.quick else FLAGS.batch
+  n_steps, rounds = (2, 1) if FLAGS.quick else (FLAGS.steps, FLAGS.rounds)
   print(common.header("mirjax.bench.train"))
   peak = common.matmul_peak(512 if FLAGS.quick else 2048, mesh=sharding.make_mesh(-1))
-  batch = synthetic_batch(batch_size, seconds)
-  step_s, flops = time_mirjax(config, batch, n_steps)
-  rss = common.peak_rss_mb()  # before PyTorch allocates anything
   n_dev = jax.device_count()
-  print(f"flagship train step (configs/sincmodnet.py, {FLAGS.dtype}), batch {batch_size} x {seconds:g} s, "
-        f"{n_dev} device(s), mean of {n_steps} steps")
-  print(f"  mirjax:  {batch_size / step_s:8.1f} examples/s  ({1e3 * step_s:.1f} ms/step)")
-  # XLA counts one device's share of the sharded step; the peak is of all devices at once
-  print(f"  model FLOP utilisation: {100 * flops * n_dev / step_s / peak:.1f}% "
-        f"({flops * n_dev / 1e9:.2f} GFLOP/step by XLA's count, peak {peak / 1e9:.1f} GFLOP/s "
-        f"of the {n_dev} device(s))")
-  torch_s = time_torch(config, batch, n_steps) if FLAGS.torch else None
-  if torch_s is None:
-    print("  PyTorch port: skipped (PyTorch is not installed: `pip install torch` to compare)")
-  else:
-    print(f"  PyTorch port: {batch_size / torch_s:8.1f} examples/s  ({1e3 * torch_s:.1f} ms/step)"
-          f"  -> mirjax / PyTorch = {torch_s / step_s:.2f}x")
+  table = models(FLAGS.quick)
+  rss = None
+  for key in FLAGS.models:
+    name, config, seconds, port = table[key]
+    config.dtype = FLAGS.dtype
+    batch = synthetic_batch(batch_size, seconds)
+    run, flops = mirjax_step(config, batch)
+    rss = common.peak_rss_mb() if rss is None else rss  # before PyTorch allocates anything
+    torch_runs = torch_steps(port, config.model, batch) if FLAGS.torch else None
+    times = {"mirjax": []}
+    for _ in range(rounds):
+      times["mirjax"].append(run(n_steps))
+      for mode, t_run in (torch_runs or {}).items():
+        times.setdefault(mode, []).append(t_run(n_steps))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    step_s = med["mirjax"]
+    print(f"{name} ({FLAGS.dtype}), batch {batch_size} x {seconds:g} s, {n_dev} device(s), "
+          f"median of {rounds} interleaved round(s) of {n_steps} steps")
+    print(f"  mirjax:  {batch_size / step_s:8.1f} examples/s  ({1e3 * step_s:.1f} ms/step)")
+    # XLA counts one device's share of the sharded step; the peak is of all devices at once
+    print(f"  model FLOP utilisation: {100 * flops * n_dev / step_s / peak:.1f}% "
+          f"({flops * n_dev / 1e9:.2f} GFLOP/step by XLA's count, peak {peak / 1e9:.1f} GFLOP/s "
+          f"of the {n_dev} device(s))")
+    if torch_runs is None:
+      print("  PyTorch port: skipped (PyTorch is not installed: `pip install torch` to compare)")
+      continue
+    for mode in torch_runs:
+      print(f"  PyTorch {mode}: {batch_size / med[mode]:8.1f} examples/s  ({1e3 * med[mode]:.1f} ms/step)")
+    fastest = min(torch_runs, key=med.get)
+    print(f"  -> mirjax / PyTorch's fastest ({fastest}) = {med[fastest] / step_s:.2f}x")
   print(f"  peak host memory of the mirjax run: {rss:.0f} MiB")
 
 
