@@ -188,8 +188,11 @@ class Checkpointer:
     classes or sample rate.
     """
     from mirjax import config as config_lib  # pylint: disable=import-outside-toplevel
-    saved = config_lib.with_defaults(self.saved_config(step))  # a field added since ran as its default
-    diffs = config_differences(saved, finite_or_none(config))  # as saved
+    saved = self.saved_config(step)
+    had = set(_flatten(saved))
+    # a field added since the run saved ran as its default; one neither side has is no difference
+    diffs = [d for d in config_differences(config_lib.with_defaults(saved), finite_or_none(config))  # as saved
+             if d[0] in had or d[2] != "<absent>"]
     length = [d for d in diffs if d[0] == "train.num_steps"]
     if length and len(diffs) == 1:  # only the length: say what resuming means for it
       _, had, wants = length[0]
