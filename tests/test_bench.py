@@ -112,7 +112,7 @@ def test_accelerator_bench_figures_are_consistent():
   (peak,) = _figures(rf"the float32 matmul peak measured here, {NUM} TFLOP/s per device, x 8 device", out)
   lines = re.findall(rf", (float32|bfloat16), batch {NUM}: +{NUM} examples/s, +{NUM} ms/step, {NUM} GFLOP/step, "
                      rf"MFU {NUM}%, {NUM} GiB per device", out)
-  assert [d for d, *_ in lines] == ["float32", "bfloat16"] * 2, out
+  assert [d for d, *_ in lines] == ["float32", "bfloat16", "float32"], out  # --quick: the CNN in float32 only
   rates = []
   for _, batch, rate, ms, gflop, mfu, gib in lines:
     batch, rate, ms, gflop, mfu = map(float, (batch, rate, ms, gflop, mfu))

@@ -74,13 +74,13 @@ def test_an_unknown_dtype_says_the_choices():
     build_system(c, INFO)
 
 
-@pytest.mark.parametrize("config, words", [("sincmodnet", "smoke"), ("generate", "lstm,smoke"),
-                                           ("generate", "wavenet,smoke")])
+@pytest.mark.parametrize("config, words", [("sincmodnet", "smoke"), ("generate", "lstm,smoke")])
 def test_bfloat16_training_follows_float32(tmp_path, data_dir, config, words):
   """The smoke config trained on one fixed batch (train_subset = the batch) for 30 steps in
   float32 and in mixed bfloat16, from the same start, through the train job: bfloat16 makes
   at least 3/4 of float32's drop in training loss and ends within 5 % of its loss. (Measured:
-  within 3 % for SincModNet, 0.01 % for the LSTM and the WaveNet, 0.07 % for configs/ssl.py.)"""
+  within 3 % for SincModNet, 0.01 % for the LSTM and for configs/generate.py:wavenet,smoke, 0.07 %
+  for configs/ssl.py:smoke; the last two are left out here for time.)"""
   from mirjax.jobs import train
   curves = {}
   for dtype in ("float32", "bfloat16"):

@@ -225,17 +225,16 @@ def test_a_run_saved_before_a_field_existed_still_loads_with_its_default(tmp_pat
 
 def test_a_run_with_its_state_sharded_over_the_mesh_trains_resumes_and_loads(tmp_path, data_dir, monkeypatch):
   """mesh.fsdp through the train job: the state split over the 8 devices, checkpointed,
-  resumed replicated, read back; the same figures as the replicated run to float32 noise."""
+  resumed replicated (the finished run re-evaluates to the same figures), read back. That a
+  sharded step equals a replicated one is test_train_step.py's."""
   from mirjax import sharding
   c = _smoke(data_dir, num_steps=2, checkpoint_every=1, eval_every=2)
-  plain = train.train_and_evaluate(c, str(tmp_path / "plain"))
   c.mesh.fsdp, c.mesh.fsdp_min_size = True, 64
   placed, real = [], sharding.state_shardings
   monkeypatch.setattr(sharding, "state_shardings", lambda *a: placed.append(real(*a)) or placed[-1])
   sharded = train.train_and_evaluate(c, str(tmp_path / "fsdp"))
   split = [s for s in jax.tree.leaves(placed[0]) if not s.is_fully_replicated]
   assert len(split) >= 4 and all(s.mesh.devices.size == 8 for s in split)
-  assert sharded["test/roc_auc"] == pytest.approx(plain["test/roc_auc"], abs=1e-3)
   run = checkpoint.load_trained_run(str(tmp_path / "fsdp"))
   assert run.step == 2 and run.config.mesh.fsdp
   c.mesh.fsdp = False  # where the state lives may change on resume: the finished run re-evaluates
