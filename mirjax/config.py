@@ -328,8 +328,4 @@ def trained_run_job(job: str) -> ml_collections.ConfigDict:
   c.eval.n_chunks = config_dict.placeholder(int)  # evenly spaced crops per clip, averaged
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = -1  # data-parallel devices; -1: every device of every process
-  # fully sharded data parallel: every parameter and optimizer-state array of at least
-  # fsdp_min_size elements is split over the devices instead of copied to each (mirjax/sharding.py)
-  c.mesh.fsdp = False
-  c.mesh.fsdp_min_size = 16384
   return c

@@ -31,11 +31,13 @@ def dtype(name: str, field: str = "dtype"):
   return DTYPES[name]
 
 
-def compute_dtype(config):
-  """The dtype a config's steps compute in, or None for plain float32 (nothing is cast)."""
-  d = dtype(config.get("dtype", "float32"))
-  dtype(config.get("param_dtype", "float32"), "param_dtype")
-  return None if d == jnp.float32 and config.get("param_dtype", "float32") == "float32" else d
+def dtypes(config):
+  """(the dtype a config's steps compute in, the dtype its parameters are kept in), each None
+  where it is float32 and nothing need be cast: both None for a plain float32 run."""
+  compute, params = dtype(config.get("dtype", "float32")), dtype(config.get("param_dtype", "float32"), "param_dtype")
+  if params == jnp.float32:
+    return (None if compute == jnp.float32 else compute), None
+  return compute, params  # bfloat16 parameters: the step casts them to the compute dtype
 
 
 def cast_floating(tree, to):

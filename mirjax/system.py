@@ -138,10 +138,9 @@ def build_system(config, info, graft=None) -> System:
   tx = optim.build(config.optim, task.branches, config.train.num_steps, frozen=frozen)
   crop = int(round(config.data.crop_seconds * info.sample_rate))
   # one compiled program, not op by op; the grafted weights are its argument, not constants
-  dtype = precision.compute_dtype(config)
-  param_dtype = precision.dtype(config.get("param_dtype", "float32"), "param_dtype")
+  dtype, param_dtype = precision.dtypes(config)
   make_state = functools.partial(jax.jit(functools.partial(
       init_state, model=model, tx=tx, example_inputs=models.example_inputs(config.model, crop),
-      param_dtype=None if param_dtype == jnp.float32 else param_dtype)), graft=graft)
+      param_dtype=param_dtype)), graft=graft)
   abstract = jax.eval_shape(make_state, jax.random.PRNGKey(config.seed))
   return System(model, task, tx, crop, make_state, abstract, dtype)

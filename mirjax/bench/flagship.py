@@ -1,12 +1,12 @@
-"""The flagship's train step and training input, timed: shared by `mirjax.bench.train`,
-`.pipeline` and `.accelerator`."""
+"""The timed train step and training input, and the models timed: shared by
+`mirjax.bench.train`, `.pipeline` and `.accelerator`."""
 import functools
 import time
 
 import jax
 import numpy as np
 
-from mirjax import sharding, steps
+from mirjax import config as config_lib, sharding, steps
 from mirjax.bench import common
 from mirjax.data import pipeline
 from mirjax.data.info import Info
@@ -59,10 +59,21 @@ def mirjax_step(config, batch, memory=None):
   return run, flops
 
 
-def time_mirjax(config, batch, n_steps, memory=None):
-  """(seconds per step, FLOPs per step) of `mirjax_step`'s step over `n_steps` steps."""
-  run, flops = mirjax_step(config, batch, memory)
-  return run(n_steps), flops
+def won_config(quick: bool = False):
+  """(config, description) of the log-mel short-chunk CNN at Won et al.'s published size
+  (configs/melcnn.py:mtat: 128 mels, 7 blocks of 128-512 channels; crops of WON_SECONDS),
+  trained by AdamW (the first optimiser of their protocol; the schedule is not what is
+  timed). `quick`: their depth at 1/16 of the widths."""
+  won = config_lib.from_file("melcnn", "mtat")
+  won.optim.name, won.optim.learning_rate = "adamw", 1e-4
+  won.train.num_steps, won.train.num_epochs = 10_000, 0.0
+  if not quick:
+    return won, "log-mel short-chunk CNN at Won et al.'s size (configs/melcnn.py:mtat)"
+  won.model.backend.channels = tuple(max(8, c // 16) for c in won.model.backend.channels)
+  return won, "log-mel short-chunk CNN, Won et al.'s depth at 1/16 width"
+
+
+WON_SECONDS = 59049 / 16000  # their crop: the 7 poolings need its 231 frames
 
 
 def input_rate(source, *, batch: int, crop: int, threads: int, n_batches: int, mesh) -> float:

@@ -41,7 +41,7 @@ def main(argv):
   batch = 2 * jax.device_count() if FLAGS.quick else FLAGS.batch
   n_batches = 4 if FLAGS.quick else FLAGS.batches
   cores = parallel.cores()
-  threads = [int(t) for t in FLAGS.threads] or sorted({min(2 ** k, cores) for k in range(8) if 2 ** k <= 2 * cores})
+  threads = [int(t) for t in FLAGS.threads] or sorted({*(2 ** k for k in range(8) if 2 ** k < cores), cores})
   print(common.header("mirjax.bench.pipeline"))
   sources, info = pipeline.load(config.data)
   crop = int(round(config.data.crop_seconds * info.sample_rate))
@@ -52,8 +52,8 @@ def main(argv):
   for t in threads:
     rates[t] = flagship.input_rate(sources["train"], batch=batch, crop=crop, threads=t, n_batches=n_batches, mesh=mesh)
     print(f"  {t:3d} read thread(s): {rates[t]:9.1f} examples/s  ({rates[t] / t:.1f} per thread)")
-  step_s, _ = flagship.time_mirjax(config, flagship.synthetic_batch(batch, crop / info.sample_rate),
-                                   2 if FLAGS.quick else 10)
+  run, _ = flagship.mirjax_step(config, flagship.synthetic_batch(batch, crop / info.sample_rate))
+  step_s = run(2 if FLAGS.quick else 10)
   step_rate = batch / step_s
   best = max(rates, key=rates.get)
   print(f"  the flagship's train step here: {step_rate:9.1f} examples/s -> input / step = "

@@ -21,7 +21,7 @@ from absl import app, flags, logging
 
 from mirjax import config as config_lib, sharding
 from mirjax.bench import common
-from mirjax.bench.flagship import N_TAGS, mirjax_step, synthetic_batch
+from mirjax.bench.flagship import N_TAGS, WON_SECONDS, mirjax_step, synthetic_batch, won_config
 
 flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
 flags.DEFINE_integer("steps", 10, "Timed steps per side and round (after warm-up steps).")
@@ -36,15 +36,9 @@ FLAGS = flags.FLAGS
 def models(quick: bool):
   """{key: (description, config, crop seconds, torch port name)}."""
   flag = config_lib.from_file("sincmodnet")
-  won = config_lib.from_file("melcnn", "mtat")
-  won.optim.name, won.optim.learning_rate = "adamw", 1e-4  # the schedule is not what is timed
-  won.train.num_steps, won.train.num_epochs = 10_000, 0.0
-  won_s = 59049 / 16000
-  if quick:  # Won et al.'s depth at 1/16 width (their crop: 7 poolings need its 231 frames)
-    won.model.backend.channels = tuple(max(8, c // 16) for c in won.model.backend.channels)
+  won, won_name = won_config(quick)
   return {"flagship": ("flagship (configs/sincmodnet.py)", flag, 1.0 if quick else flag.data.crop_seconds, "flagship"),
-          "won": ("log-mel short-chunk CNN at Won et al.'s size (configs/melcnn.py:mtat)" if not quick else
-                  "log-mel short-chunk CNN, Won et al.'s depth at 1/16 width", won, won_s, "melcnn")}
+          "won": (won_name, won, WON_SECONDS, "melcnn")}
 
 
 def torch_steps(port: str, model_cfg, batch):

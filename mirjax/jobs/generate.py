@@ -23,6 +23,7 @@ synthesiser would reach); and statistics of the
 sampled notes against the test pieces (pitch-class and interval histograms, note density),
 beside the same statistics of the validation pieces against the test pieces.
 """
+import functools
 import os
 import time
 
@@ -30,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mirjax import checkpoint, metrics
+from mirjax import checkpoint, metrics, steps
 from mirjax.data import aligned, default_data_dir, symbolic
 from mirjax.errors import ConfigError
 from mirjax.evaluation import generation as measures
@@ -113,14 +114,15 @@ def roll_information(run, data_cfg, clips: int, seconds: float, seed: int = 0) -
   audio = np.stack([pipeline.to_float(test.audio[i][:frames * hop]) for i in idx])
   rolls = np.stack([test[i]["roll"][:frames] for i in idx]).astype(np.float32)
   perm = np.random.default_rng(seed).permutation(frames)
-  model, task, params = run.system.model, run.system.task, {"params": run.state.params}
-  loss = jax.jit(lambda a, r: task.losses(model.apply(params, {"audio": a, "roll": r}), {"audio": a}))
+  loss_step = jax.jit(functools.partial(steps.eval_losses, model=run.system.model, task=run.system.task,
+                                        dtype=run.system.dtype))
 
-  def bits(r, batch=8):  # every clip has as many samples: the mean of the clips' means
-    total = 0.0
+  def bits(r, batch=8):  # the training loss's mean over every predicted sample, in bits
+    total = count = 0.0
     for k in range(0, len(audio), batch):
-      total += float(next(iter(loss(audio[k:k + batch], r[k:k + batch]).values()))) * len(audio[k:k + batch])
-    return total / len(audio) / float(np.log(2.0))
+      losses, n = loss_step(run.state, {"audio": audio[k:k + batch], "roll": r[k:k + batch]})
+      total, count = total + float(losses[0]) * float(n), count + float(n)
+    return total / count / float(np.log(2.0))
   out = {"clips": int(len(idx)), "seconds": frames * hop / run.config.model.sample_rate,
          "true_roll": bits(rolls), "shuffled_roll": bits(rolls[:, perm]), "empty_roll": bits(np.zeros_like(rolls))}
   out["saved_vs_shuffled"] = out["shuffled_roll"] - out["true_roll"]
@@ -182,7 +184,7 @@ def run(config, workdir: str) -> dict:
   pieces = sample_notes(lstm, g, k_notes)
   # the rolls as the WaveNet learnt them: keys down as the synthesiser plays the notes
   rolls = np.stack([aligned.sample_roll(p, sr, hop, frames) for p in pieces]).astype(np.float32)
-  sample_audio = audio_sampler(wave, n_samples, g.wavenet_temperature, wave.config.task.get("output", "softmax"))
+  sample_audio = audio_sampler(wave, n_samples, g.wavenet_temperature, wave.config.task.output)
   audio = sample_audio(rolls, k_audio)
   perm = np.random.default_rng(int(g.seed)).permutation(frames)  # the control: the same notes, out of time
   shuffled = sample_audio(rolls[:, perm], k_shuffle)
