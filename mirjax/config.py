@@ -188,8 +188,9 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def with_defaults(saved: dict) -> dict:
   """A config as a run saved it (a dict), with every shared field (`base`, all but the model's
-  own) that it lacks filled in with today's default: a run saved before a field existed ran
-  as that field's default does, so it still loads."""
+  own, except for the models of `models.SELF_CONTAINED`) that it lacks filled in with
+  today's default: a run saved before a field existed ran as that field's default does, so
+  it still loads."""
   def fill(d, defaults):
     for k, v in defaults.items():
       if k not in d:
@@ -199,7 +200,11 @@ def with_defaults(saved: dict) -> dict:
     return d
   defaults = base(ml_collections.ConfigDict()).to_dict()
   defaults.pop("model")
-  return fill(dict(saved), defaults)
+  out = fill(dict(saved), defaults)
+  own = models.SELF_CONTAINED.get(dict(out.get("model") or {}).get("name"))
+  if own is not None:  # a model whose config has no sub-configs: its new fields too
+    out["model"] = fill(dict(out["model"]), own().to_dict())
+  return out
 
 
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

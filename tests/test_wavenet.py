@@ -134,3 +134,21 @@ def test_the_mixture_waveform_loss_is_the_negative_log_likelihood():
   q = mu_law_encode(audio)
   want = -np.mean(np.asarray(wn.logistic_mixture_log_prob(out[:, :-1], q[:, 1:])))
   np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_input_noise_replaces_that_share_of_the_inputs_in_training_only():
+  rng = np.random.default_rng(3)
+  q = jnp.asarray(rng.integers(0, 256, (2, 400)), jnp.int32)
+  other = jnp.asarray(rng.integers(0, 256, (2, 400)), jnp.int32)
+  plain = _model()
+  params = plain.init(jax.random.key(0), {"classes": q})
+  noisy = lambda p: wn.WaveNet(dilations=plain.dilations, residual=16, gate=16, skip=32, input_noise=p)  # noqa: E731
+  run = lambda m, x, train: np.asarray(m.apply(params, {"classes": x}, train=train,  # noqa: E731
+                                               rngs={"dropout": jax.random.key(7)})["wavenet"])
+  # evaluation and generation see the clean inputs
+  np.testing.assert_array_equal(run(noisy(0.5), q, False), run(plain, q, False))
+  # everything replaced: the output no longer depends on the audio
+  np.testing.assert_allclose(run(noisy(1.0), q, True), run(noisy(1.0), other, True), atol=1e-6)
+  # a share p of the classes is drawn afresh (a drawn class equals the old one 1 time in 256)
+  kept = np.asarray(q == noisy(0.25).apply(params, q, method=wn.WaveNet.corrupt, rngs={"dropout": jax.random.key(1)}))
+  assert abs((1 - kept.mean()) - 0.25 * 255 / 256) < 0.04

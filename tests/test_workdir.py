@@ -312,3 +312,11 @@ def test_local_launcher_gives_each_process_its_own_gpus_or_refuses(tmp_path, n_g
     want = ["", ""]  # a CPU job, asked for
   assert p.returncode == 0, p.stderr
   assert sorted(p.stdout.split()) == sorted(f"devices={d}" for d in want)
+
+
+def test_a_saved_wavenet_config_gets_the_model_fields_added_since():
+  from mirjax import config as config_lib, models
+  saved = {"model": {k: v for k, v in models.wavenet_config().to_dict().items() if k != "input_noise"}}
+  assert config_lib.with_defaults(saved)["model"]["input_noise"] == 0.0
+  tagger = {"model": {"name": "tagger"}}  # a model with sub-configs is left as saved
+  assert config_lib.with_defaults(tagger)["model"] == {"name": "tagger"}

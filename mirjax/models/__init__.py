@@ -185,8 +185,14 @@ def wavenet_config(stacks: int = 2, layers_per_stack: int = 10, residual: int = 
   cfg.cond_channels = 16  # the roll's shared projection per frame, before each layer's own
   cfg.upsample = "repeat"  # roll frames to samples: "repeat" or "transposed" (learned)
   cfg.hop = 0  # samples per roll frame; 0: the data's (data.hop), set when the run starts
+  cfg.input_noise = 0.0  # training only: this share of input samples replaced by random classes (not in the paper)
   cfg.lock()
   return cfg
+
+
+# Models whose whole config one builder makes from its defaults: a saved run of one of them
+# that predates a field ran as the field's default does (config.with_defaults).
+SELF_CONTAINED = {"mlp": mlp_config, "lstm": lstm_config, "wavenet": wavenet_config}
 
 
 def multiview_config(views=("logmel", "gammatone", "cqt", "rawconv")) -> ml_collections.ConfigDict:
@@ -401,7 +407,7 @@ def build(model_cfg, n_outputs, branches=("tagging",), dims=()):
     return WaveNet(n_outputs=n_outputs, dilations=wavenet_dilations(model_cfg.stacks, model_cfg.layers_per_stack),
                    residual=model_cfg.residual, gate=model_cfg.gate, skip=model_cfg.skip,
                    hop=model_cfg.hop if model_cfg.condition else 0, upsample=model_cfg.upsample,
-                   cond_channels=model_cfg.cond_channels,
+                   cond_channels=model_cfg.cond_channels, input_noise=float(model_cfg.input_noise),
                    branch=branches[0])
   if model_cfg.name == "ssl":
     return SSLModel(encoder=build_encoder(model_cfg.encoder), workers=tuple(branches),

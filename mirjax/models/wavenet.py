@@ -49,6 +49,7 @@ class WaveNet(nn.Module):
   hop: int = 0  # samples per roll frame; 0: no conditioning
   cond_channels: int = 16  # the roll's shared 1x1 projection, before each layer's own
   upsample: str = "repeat"  # "repeat" or "transposed" (a learned transposed convolution)
+  input_noise: float = 0.0  # training only: this share of the input samples becomes a random class
   branch: str = "wavenet"
 
   def setup(self):
@@ -78,6 +79,14 @@ class WaveNet(nn.Module):
                        f"samples, fewer than the {length} asked for")
     return y[:, :length]
 
+  def corrupt(self, q):
+    """The classes q (B, T) with each replaced, with probability `input_noise`, by a class
+    drawn uniformly (the "dropout" RNG stream): the targets stay clean, so past samples are
+    a less reliable guide to the next one and the roll carries more of the prediction."""
+    k_where, k_class = jax.random.split(self.make_rng("dropout"))
+    noisy = jax.random.bernoulli(k_where, self.input_noise, q.shape)
+    return jnp.where(noisy, jax.random.randint(k_class, q.shape, 0, MU + 1, q.dtype), q)
+
   def _layer(self, i, x, x_past, c):
     """Layer i on inputs x (..., R) and x d steps back; c its conditioning (..., C) or None."""
     h = self.now[i](x) + self.past[i](x_past)
@@ -96,6 +105,8 @@ class WaveNet(nn.Module):
       q = mu_law_encode(inputs["audio"])
     else:
       raise ValueError(f"model 'wavenet' reads inputs['audio'] (or its mu-law 'classes'); the batch has {sorted(inputs)}")
+    if train and self.input_noise > 0:
+      q = self.corrupt(q)
     e = self.embed(q)
     shift = lambda v, d: jnp.pad(v, ((0, 0), (d, 0), (0, 0)))[:, :v.shape[1]]  # noqa: E731  v_{t-d}, 0 before t = 0
     x = self.causal(e) + self.causal_past(shift(e, 1))
