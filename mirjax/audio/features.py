@@ -38,7 +38,7 @@ def _contrast_bands(sr, n_fft, n_bands, fmin):
       mask[idx[0] - 1] = True
     if k == n_bands:
       mask[idx[-1] + 1:] = True
-    rows = np.flatnonzero(mask)
+    rows = np.flatnonzero(mask)  # contiguous
     count = len(rows)  # the quantile counts the band before its top bin is dropped
     bands.append((rows if k == n_bands else rows[:-1], count))
   return bands
@@ -68,7 +68,12 @@ def spectral_contrast(x=None, *, sr, S=None, n_fft=2048, hop_length=512, n_bands
   peaks, valleys = [], []
   for rows, count in _contrast_bands(sr, n_fft, n_bands, fmin):
     k = max(int(np.rint(quantile * count)), 1)
-    band = S[..., rows]  # the k strongest and k weakest bins: a partial selection, not a sort
+    band = S[..., rows[0]:rows[-1] + 1]  # contiguous bins: a slice, not a gather
+    if k == 1:  # the extremes themselves: reductions
+      peaks.append(jnp.max(band, axis=-1))
+      valleys.append(jnp.min(band, axis=-1))
+      continue
+    # the k strongest and k weakest bins: a partial selection, not a sort
     peaks.append(jnp.mean(jax.lax.top_k(band, k)[0], axis=-1))
     valleys.append(-jnp.mean(jax.lax.top_k(-band, k)[0], axis=-1))
   peak, valley = jnp.stack(peaks, -1), jnp.stack(valleys, -1)
