@@ -14,8 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM = r"(\d+(?:\.\d+)?(?:e[-+]?\d+)?)"
 
 
-def _run(module):
-  p = subprocess.run([sys.executable, "-m", module, "--quick"], cwd=ROOT, capture_output=True,
+def _run(module, *flags):
+  p = subprocess.run([sys.executable, "-m", module, "--quick", *flags], cwd=ROOT, capture_output=True,
                      text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert p.returncode == 0, p.stderr[-3000:]
   return p.stdout
@@ -242,3 +242,47 @@ def test_wavenet_bench_figures_are_consistent():
     assert _agrees(per_piece, 4, long / pieces / 16000, (long, 1)), line
     assert _agrees(batch, 4, long / 16000, (long, 1)), line
     assert n_long > n_naive
+
+
+def test_build_bench_figures_are_consistent_and_its_folder_is_reused(tmp_path):
+  folder = tmp_path / "mtat"
+  for how in ("written", "reused"):
+    out = _run("mirjax.bench.build", f"--folder={folder}")
+    (cores,) = _figures(r"mirjax\.bench\.build: (\d+) core\(s\)", out)
+    assert cores == len(os.sched_getaffinity(0))
+    assert f"in {folder} ({how})" in out, out
+    clips, clip_s, rate = _figures(rf"\({how}\): {NUM} mono MP3s of {NUM} s at {NUM} Hz", out)
+    assert (clips, rate) == (8, 16000)
+    clips_built, hours = _figures(rf"clips {NUM}, audio {NUM} h", out)
+    assert clips_built == clips and _agrees(hours, 4, clips * clip_s / 3600, (clip_s, 2)), out
+    workers, many_s, many_rate = _figures(rf"{NUM} worker\(s\) \(default: one per core\):\s+{NUM} s\s+{NUM} clips/s", out)
+    one_s, one_rate = _figures(rf"  1 worker:\s+{NUM} s\s+{NUM} clips/s", out)
+    assert workers == cores
+    for seconds, per_s in ((many_s, many_rate), (one_s, one_rate)):  # clips/s = clips / seconds
+      assert _agrees(per_s, 2, clips / seconds, (seconds, 2)), out
+    (ratio,) = _figures(rf"ratio 1 worker / {int(workers)} worker\(s\): {NUM}x", out)
+    assert _agrees(ratio, 2, one_s / many_s, (one_s, 2), (many_s, 2)), out
+    decode, share = _figures(rf"decoding alone \(1 process, nothing written\): {NUM} s = {NUM}% of the 1-worker", out)
+    assert _agrees(share, 1, 100 * decode / one_s, (decode, 2), (one_s, 2)), out
+  foreign = tmp_path / "real"
+  foreign.mkdir()
+  (foreign / "annotations_final.csv").write_text("clip_id\tmp3_path\n")
+  p = subprocess.run([sys.executable, "-m", "mirjax.bench.build", "--quick", f"--folder={foreign}"], cwd=ROOT,
+                     capture_output=True, text=True, timeout=300)
+  assert p.returncode != 0 and "did not write" in p.stderr, p.stderr[-3000:]
+  assert (foreign / "annotations_final.csv").read_text() == "clip_id\tmp3_path\n"  # left as it was
+
+
+def test_all_benchmarks_run_one_after_another_and_are_summarised(tmp_path):
+  p = subprocess.run([sys.executable, "-m", "mirjax.bench.all", "--quick", "--only=kmeans,accelerator",
+                      f"--out={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                     env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert p.returncode == 0, p.stderr[-3000:]
+  summary = (tmp_path / "summary.md").read_text()
+  assert re.search(r"\| kmeans \| `python -m mirjax\.bench\.kmeans --quick` \| ok \| \d+ s \|", summary), summary
+  assert "| accelerator |" in summary and "skipped: no GPU or TPU here" in summary, summary
+  assert "mirjax.bench.kmeans" in (tmp_path / "kmeans.txt").read_text().splitlines()[0]
+  assert "ratio" in p.stdout and not (tmp_path / "accelerator.txt").exists()
+  bad = subprocess.run([sys.executable, "-m", "mirjax.bench.all", "--only=nope"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+  assert bad.returncode != 0 and "nope" in bad.stderr
