@@ -93,3 +93,43 @@ def assert_reported_metrics_match(results, rescored, split="test", abs_tol=1e-6)
       assert {t: got[t] for t in want} == {t: pytest.approx(v, abs=abs_tol) for t, v in want.items()}, key
     else:
       assert got == pytest.approx(want, abs=abs_tol), (key, got, want)
+
+
+def assert_audio_stored_as_int16_bytes(version_dir, sources) -> dict:
+  """Checks a built TFDS dataset (its version folder) stores `audio` as raw int16 bytes and
+  that `sources` (split -> random-access source) read exactly those samples back.
+
+  The records are read from the array_record files themselves, not through TFDS's decoding:
+  each must hold its audio as one bytes value (not the int64 list of TFDS's default
+  encoding). Returns {split: [int16 audio of each record, in the source's order]}.
+  """
+  import glob  # pylint: disable=import-outside-toplevel
+  import os  # pylint: disable=import-outside-toplevel
+
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  from array_record.python.array_record_module import ArrayRecordReader  # pylint: disable=import-outside-toplevel
+  from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=import-outside-toplevel
+
+  feature = tfds.features.FeatureConnector.from_config(os.fspath(version_dir))["audio"]
+  assert feature.np_dtype == np.int16
+  assert feature.to_json_content().encoding == tfds.features.Encoding.BYTES.value
+  stored = {}
+  for split, source in sources.items():
+    shards = sorted(glob.glob(os.path.join(os.fspath(version_dir), f"*-{split}.array_record-*")))
+    assert shards, (version_dir, split)
+    records = []
+    for shard in shards:
+      reader = ArrayRecordReader(shard)
+      records += reader.read_all()
+      reader.close()
+    assert len(records) == len(source), split
+    stored[split] = []
+    for i, record in enumerate(records):
+      audio = tf_example_pb2.Example.FromString(record).features.feature["audio"]
+      assert audio.WhichOneof("kind") == "bytes_list" and len(audio.bytes_list.value) == 1
+      raw = np.frombuffer(audio.bytes_list.value[0], np.int16)
+      read = source[i]["audio"]
+      assert read.dtype == np.int16 and read.shape == raw.shape, (split, i, read.dtype, read.shape)
+      np.testing.assert_array_equal(read, raw)
+      stored[split].append(raw)
+  return stored

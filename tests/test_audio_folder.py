@@ -11,6 +11,8 @@ from mirjax.data import audio_io
 from mirjax.data import folder as folder_lib
 from mirjax.data.builders import audio_folder
 
+from helpers import assert_audio_stored_as_int16_bytes
+
 SR = 16000
 CLIP_SECONDS = 1.0
 
@@ -91,7 +93,7 @@ def test_bad_files_are_skipped_counted_and_named(built):
 
 def test_skips_are_stored_with_the_dataset(built):
   _, _, _, data_dir = built
-  (meta_path,) = list(data_dir.glob("mirjax_audio_folder/*/1.0.0/metadata.json"))
+  (meta_path,) = list(data_dir.glob(f"mirjax_audio_folder/*/{audio_folder.AudioFolder.VERSION}/metadata.json"))
   text = meta_path.read_text()
   assert '"skipped": 3' in text and "corrupt.wav" in text
 
@@ -126,6 +128,20 @@ def test_resampled_tone_and_downmix(built):
   assert np.abs(last[:7900]).max() > 9000 and not last[8100:].any()
 
 
+def test_audio_is_stored_as_int16_bytes_and_read_back_unchanged(built, folder):
+  """Each clip is stored as its raw int16 bytes (not widened to int64) and read back as
+  written: b.wav (mono, 16-bit, at the dataset's rate) gives its own first second of samples."""
+  sources, info, _, data_dir = built
+  (version_dir,) = data_dir.glob(f"mirjax_audio_folder/*/{audio_folder.AudioFolder.VERSION}")
+  stored = assert_audio_stored_as_int16_bytes(version_dir, sources)
+  assert all(a.shape == (info.clip_samples,) for clips in stored.values() for a in clips)
+  b = [a for a, ex in zip(stored["train"], examples(sources["train"]))
+       if info.files[int(ex["file_index"])] == "b.wav"]
+  pcm, _ = sf.read(folder / "b.wav", dtype="int16")
+  assert len(b) == 1
+  np.testing.assert_array_equal(b[0], pcm[:info.clip_samples])
+
+
 def test_tags_are_multi_hot_over_the_sorted_vocabulary(built):
   sources, info, _, _ = built
   assert info.tag_names == ("guitar", "jazz", "piano", "pop", "rock")
@@ -138,7 +154,7 @@ def test_tags_are_multi_hot_over_the_sorted_vocabulary(built):
 
 def test_cache_is_reused_and_a_changed_folder_gets_a_new_config(built, folder):
   _, info, _, data_dir = built
-  shards = sorted(data_dir.glob("mirjax_audio_folder/*/1.0.0/*.array_record*"))
+  shards = sorted(data_dir.glob(f"mirjax_audio_folder/*/{audio_folder.AudioFolder.VERSION}/*.array_record*"))
   stamps = [p.stat().st_mtime_ns for p in shards]
   _, again = folder_lib.load_folder(folder, data_dir, sample_rate=SR, clip_seconds=CLIP_SECONDS)
   assert again == info
@@ -279,7 +295,7 @@ def test_a_build_waits_for_one_in_progress_and_clears_what_a_killed_build_left(f
   make = lambda: audio_folder.make_builder(folder, tmp_path, SR, CLIP_SECONDS)
   dataset_dir = os.path.dirname(os.fspath(make().data_dir))
   os.makedirs(dataset_dir, exist_ok=True)
-  orphan = os.path.join(dataset_dir, "incomplete.ABC123_1.0.0")
+  orphan = os.path.join(dataset_dir, f"incomplete.ABC123_{audio_folder.AudioFolder.VERSION}")
   os.makedirs(orphan)
   open(os.path.join(orphan, "part.array_record"), "w").close()
   result = {}

@@ -8,6 +8,8 @@ import pytest
 
 from mirjax.data import embedded
 
+from helpers import assert_audio_stored_as_int16_bytes
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -35,6 +37,16 @@ def test_info_matches_examples(smoke):
     assert ex["audio"].dtype == np.int16 and ex["audio"].shape == (info.clip_samples,)
     assert ex["tags"].shape == (len(info.tag_names),)
     assert int(ex["piece"]) >= 0
+
+
+def test_audio_is_stored_as_int16_bytes(smoke, data_dir):
+  """Each clip is stored as its raw int16 bytes (not widened to int64) and read back as is."""
+  from mirjax.data.builders.embedded_music import EmbeddedMusic  # pylint: disable=import-outside-toplevel
+  sources, info = smoke
+  stored = assert_audio_stored_as_int16_bytes(EmbeddedMusic(config="smoke", data_dir=data_dir).data_dir,
+                                              sources)
+  assert {s: len(a) for s, a in stored.items()} == info.num_examples
+  assert all(a.shape == (info.clip_samples,) for clips in stored.values() for a in clips)
 
 
 def test_splits_are_piece_disjoint_and_about_80_10_10(smoke):

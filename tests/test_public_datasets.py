@@ -14,7 +14,8 @@ import soundfile as sf
 from mirjax.data import audio_io, public
 from mirjax.data.builders import esc50, gtzan, gtzan_splits, magnatagatune, nsynth
 
-from helpers import assert_reported_metrics_match, rescore_with_sklearn
+from helpers import (assert_audio_stored_as_int16_bytes, assert_reported_metrics_match,
+                     rescore_with_sklearn)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 16000
@@ -147,6 +148,19 @@ def test_audio_tags_and_clip_info_are_stored(mtat_folder, mtat_built, data_dir):
   ex = src8["train"][0]
   full = [e for e in _examples(sources["train"]) if int(e["clip_id"]) == int(ex["clip_id"])][0]
   assert abs(len(ex["audio"]) - len(full["audio"]) / 2) <= 1
+
+
+def test_mtat_audio_is_stored_as_int16_bytes_and_read_back_unchanged(mtat_folder, mtat_built, data_dir):
+  """Clips of their own lengths (shape (None,)) are stored as raw int16 bytes and read back
+  exactly as the decoded MP3 was written."""
+  folder, expected = mtat_folder
+  sources, _ = mtat_built["all"]
+  stored = assert_audio_stored_as_int16_bytes(
+      magnatagatune.make_builder(folder, data_dir, "all").data_dir, sources)
+  ex = sources["test"][0]
+  want = audio_io.try_decode((os.path.join(folder, expected[int(ex["clip_id"])][0]), SR))
+  assert want.dtype == np.int16 and len(want) > 29 * SR
+  np.testing.assert_array_equal(stored["test"][0], want)
 
 
 def test_mtat_errors_say_what_to_do(tmp_path, data_dir):
@@ -397,6 +411,18 @@ def test_nsynth_families_splits_and_skips(nsynth_folder, data_dir):
   got = {ex["path"].decode(): int(ex["label"]) for src in sources.values() for ex in _examples(src)}
   assert got == {p: f for p, f in notes.items() if p not in info.skipped_files}
   assert {ex["path"].decode().split("/")[0] for ex in _examples(sources["test"])} == {"nsynth-test"}
+
+
+def test_nsynth_audio_is_stored_as_int16_bytes_and_read_back_unchanged(nsynth_folder, data_dir):
+  """A labelled dataset's audio (shape (None,)) is stored as raw int16 bytes and read back
+  as written: 16-bit WAVs at the dataset's rate give their own samples."""
+  folder, _ = nsynth_folder
+  sources, _ = public.load_nsynth(folder, data_dir)
+  stored = assert_audio_stored_as_int16_bytes(nsynth.make_builder(folder, data_dir).data_dir, sources)
+  for split, src in sources.items():
+    for ex, audio in zip(_examples(src), stored[split]):
+      pcm, _ = sf.read(os.path.join(folder, ex["path"].decode()), dtype="int16")
+      np.testing.assert_array_equal(audio, pcm)
 
 
 def test_nsynth_bad_index_is_a_clear_error(tmp_path, data_dir):

@@ -23,7 +23,7 @@ import tensorflow_datasets as tfds
 import tqdm
 
 from mirjax.data import audio_io
-from mirjax.data.builders import folder_digest
+from mirjax.data.builders import folder_digest, pcm_feature
 from mirjax.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -177,8 +177,10 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
   `clip_index` int32 (clip number within the file). Splits with no clips are left out.
   """
   name = "mirjax_audio_folder"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("1.0.1")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "1.0.1": "Audio stored as raw int16 bytes, not an int64 list: the same "
+                            "examples, several times faster to write and to read."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = LAYOUT
 
   def __init__(self, **kwargs):
@@ -192,7 +194,7 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
                        "mirjax.data.builders.audio_folder.make_builder(manual_dir, data_dir).")
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
-            "audio": tfds.features.Tensor(shape=(cfg.clip_samples,), dtype=np.int16),
+            "audio": pcm_feature(cfg.clip_samples),
             "tags": tfds.features.Tensor(shape=(len(cfg.tag_names),), dtype=np.uint8),
             "file_index": tfds.features.Tensor(shape=(), dtype=np.int32),
             "clip_index": tfds.features.Tensor(shape=(), dtype=np.int32),
@@ -306,7 +308,7 @@ def make_builder(manual_dir, data_dir, sample_rate: int = 16000,
 
   Args:
     manual_dir: the audio folder (see `LAYOUT`).
-    data_dir: TFDS data dir; the dataset goes to data_dir/mirjax_audio_folder/<config>/1.0.0.
+    data_dir: TFDS data dir; the dataset goes to data_dir/mirjax_audio_folder/<config>/<VERSION>.
     sample_rate: output rate in Hz (default 16000).
     clip_seconds: clip length in seconds (default 10.0).
   """

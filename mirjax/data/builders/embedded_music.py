@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from mirjax.data import parallel
+from mirjax.data.builders import pcm_feature
 from mirjax.data.embedded import clips, corpus, render, tags
 from mirjax.errors import DataError
 
@@ -45,8 +46,10 @@ class EmbeddedMusic(tfds.core.GeneratorBasedBuilder):
   """Multi-part music21 pieces rendered to 16 kHz audio, multi-label tagged."""
 
   name = NAME  # TFDS would otherwise derive "embedded_music" from the class name
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("1.0.1")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "1.0.1": "Audio stored as raw int16 bytes, not an int64 list: the same "
+                            "examples, several times faster to write and to read."}
   BUILDER_CONFIGS = [
       EmbeddedMusicConfig(name="default", description="~1,100 clips of 4 s."),
       EmbeddedMusicConfig(name="smoke", description="64 clips of 3 s, for tests.",
@@ -64,7 +67,7 @@ class EmbeddedMusic(tfds.core.GeneratorBasedBuilder):
         description=__doc__,
         features=tfds.features.FeaturesDict({
             # int16 PCM, mono, 16 kHz; divide by 32768 for [-1, 1).
-            "audio": tfds.features.Tensor(shape=(cfg.clip_samples,), dtype=np.int16),
+            "audio": pcm_feature(cfg.clip_samples),
             # 1 where the tag holds, over `tags.TAGS` (also metadata["tag_names"]).
             "tags": tfds.features.Tensor(shape=(len(tags.TAGS),), dtype=np.uint8),
             # index into metadata["piece_paths"] (music21 corpus paths).

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from mirjax.data import audio_io, parallel
-from mirjax.data.builders import folder_digest, skip_warning
+from mirjax.data.builders import folder_digest, pcm_feature, skip_warning
 from mirjax.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,10 @@ class LabelledAudio(tfds.core.GeneratorBasedBuilder):
   `metadata["class_names"]`; `path` text, relative to the dataset's root.
   """
   name = "mirjax_labelled_audio"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("1.0.1")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "1.0.1": "Audio stored as raw int16 bytes, not an int64 list: the same "
+                            "examples, several times faster to write and to read."}
 
   def __init__(self, **kwargs):
     kwargs.setdefault("file_format", "array_record")  # the only format readable without TF
@@ -74,7 +76,7 @@ class LabelledAudio(tfds.core.GeneratorBasedBuilder):
                        "mirjax.data.builders.labelled_audio.make_builder.")
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
-            "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16),
+            "audio": pcm_feature(),
             "label": tfds.features.Tensor(shape=(), dtype=np.int32),
             "path": tfds.features.Text(),
         }),

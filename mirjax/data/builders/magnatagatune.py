@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from mirjax.data import audio_io, parallel
-from mirjax.data.builders import folder_digest, skip_warning
+from mirjax.data.builders import folder_digest, pcm_feature, skip_warning
 from mirjax.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -174,8 +174,10 @@ class MagnaTagATune(tfds.core.GeneratorBasedBuilder):
   and `title` text (empty where clip_info_final.csv is absent).
   """
   name = "mirjax_magnatagatune"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("1.0.1")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "1.0.1": "Audio stored as raw int16 bytes, not an int64 list: the same "
+                            "examples, several times faster to write and to read."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = LAYOUT
 
   def __init__(self, **kwargs):
@@ -189,7 +191,7 @@ class MagnaTagATune(tfds.core.GeneratorBasedBuilder):
                        "mirjax.data.builders.magnatagatune.make_builder(manual_dir, data_dir).")
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
-            "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16),
+            "audio": pcm_feature(),
             "tags": tfds.features.Tensor(shape=(len(cfg.tag_names),), dtype=np.uint8),
             "clip_id": tfds.features.Tensor(shape=(), dtype=np.int32),
             "mp3_path": tfds.features.Text(),
