@@ -24,7 +24,7 @@ from mirjax.metrics import finite_or_none
 # (train.num_steps, or num_epochs) may not: the learning-rate schedule is built over it.
 RESUMABLE_CHANGES = ("train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "eval.", "mesh.", "data.data_dir",
-                     "data.manual_dir", "data.read_threads", "data.build_workers",
+                     "data.manual_dir", "data.read_threads", "data.worker_processes", "data.build_workers",
                      # where a probe's pre-trained encoder came from: its checkpoint holds the encoder
                      "model.pretrained")
 
@@ -57,7 +57,8 @@ def config_differences(saved: dict, current: dict) -> list:
 
 # Fields that say where data lives or how it is read, not what a run computes: a config hash
 # leaves them out, so a comparison moved to another disk still recognises its finished runs.
-UNHASHED = ("data.data_dir", "data.manual_dir", "data.read_threads", "data.build_workers")
+UNHASHED = ("data.data_dir", "data.manual_dir", "data.read_threads", "data.worker_processes",
+            "data.build_workers")
 
 
 def config_hash(config: dict) -> str:

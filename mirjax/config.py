@@ -114,6 +114,10 @@ def base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.sequence_length = 256  # "notes", "midi": event tokens an example predicts (mirjax/data/symbolic.py)
   c.data.crop_seconds = config_dict.placeholder(float)  # training crops and evaluation chunks, seconds
   c.data.read_threads = 2  # host threads reading and cropping examples
+  # 0: training examples are read in this process (read_threads threads); > 0: by this many
+  # grain worker processes, read_threads threads each (the same batches, only faster where
+  # reading is bound by Python's GIL); evaluation always reads in this process
+  c.data.worker_processes = 0
   c.data.build_workers = 0  # processes that build a dataset on first use (decode, render); 0: one per core
   # fraction of the training split held out before training (every variant of a comparison
   # the same); gradient blending measures its held-out losses there, the others ignore it

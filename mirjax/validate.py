@@ -48,6 +48,10 @@ def check(config, mesh=None):
     if DATASETS[name].manual_dir is not None and not _get(config, "data.manual_dir"):
       raise ConfigError(f"config.data.name={name!r} reads a local folder: pass "
                         f"--config.data.manual_dir=DIR with {DATASETS[name].manual_dir}")
+  workers = _get(config, "data.worker_processes")
+  if workers is not None and (not isinstance(workers, int) or workers < 0):
+    raise ConfigError(f"config.data.worker_processes={workers!r} must be a whole number >= 0 (0: read "
+                      "training examples in this process)")
   holdout = _get(config, "data.holdout_fraction")
   if holdout is not None and not 0 <= holdout < 1:
     raise ConfigError(f"config.data.holdout_fraction={holdout!r} must be in [0, 1)")

@@ -155,15 +155,19 @@ def test_a_dataset_without_held_out_examples_says_so(tmp_path, data_dir):
   assert not any(k.startswith(("valid/", "test/")) for k in results)
 
 
+def _toy_source(n=13):
+  rng = np.random.default_rng(0)
+  return [{"audio": rng.integers(-3000, 3000, 500).astype(np.int16), "tags": np.eye(5, dtype=np.uint8)[i % 5]}
+          for i in range(n)]
+
+
 def test_two_processes_read_the_one_process_batches(monkeypatch):
   """Each of two processes reads its half of every global batch: side by side they are the
   batches one process reads (examples, crops, order), so a two-process run trains what a
   one-process run trains (process p used to take every p-th example, with other crops)."""
   import jax
   from mirjax.data import pipeline
-  rng = np.random.default_rng(0)
-  source = [{"audio": rng.integers(-3000, 3000, 500).astype(np.int16), "tags": np.eye(5, dtype=np.uint8)[i % 5]}
-            for i in range(13)]
+  source = _toy_source()
   take = lambda it, n: [next(it) for _ in range(n)]
   one = take(pipeline.train_iterator(source, local_batch=8, crop=100, seed=3, read_threads=0), 5)
   halves = []
@@ -174,3 +178,42 @@ def test_two_processes_read_the_one_process_batches(monkeypatch):
   for b, b0, b1 in zip(one, *halves):
     for key in ("audio", "tags"):
       np.testing.assert_array_equal(b[key], np.concatenate([b0[key], b1[key]]))
+
+
+def _assert_same_batches(want, got):
+  assert len(want) == len(got)
+  for a, b in zip(want, got):
+    assert sorted(a) == sorted(b)
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_worker_processes_read_the_thread_batches_and_resume():
+  """data.worker_processes: two grain worker processes make the batches read threads make
+  (examples, crops, order), and either iterator's state after k batches resumes the other
+  kind, fresh, at batch k + 1."""
+  from mirjax.data import pipeline
+  source, k = _toy_source(), 5
+  make = lambda workers: pipeline.train_iterator(source, local_batch=4, crop=100, seed=3, read_threads=1,
+                                                 worker_processes=workers)
+  threads = make(0)
+  want = [next(threads) for _ in range(k + 3)]
+  workers = make(2)
+  try:
+    _assert_same_batches(want[:k], [next(workers) for _ in range(k)])
+    state = workers.get_state()
+  finally:
+    workers.close()
+  threads = make(0)
+  for _ in range(k):
+    next(threads)
+  assert state == threads.get_state()  # one format: a checkpoint resumes with either setting
+  resumed = make(2)
+  resumed.set_state(state)
+  try:
+    _assert_same_batches(want[k:], [next(resumed) for _ in range(3)])
+  finally:
+    resumed.close()
+  fresh = make(0)
+  fresh.set_state(state)
+  _assert_same_batches(want[k:k + 1], [next(fresh)])

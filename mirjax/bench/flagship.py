@@ -76,13 +76,19 @@ def won_config(quick: bool = False):
 WON_SECONDS = 59049 / 16000  # their crop: the 7 poolings need its 231 frames
 
 
-def input_rate(source, *, batch: int, crop: int, threads: int, n_batches: int, mesh) -> float:
-  """Examples/s of training batches made ready on the mesh's devices."""
+def input_rate(source, *, batch: int, crop: int, threads: int, n_batches: int, mesh, workers: int = 0) -> float:
+  """Examples/s of training batches made ready on the mesh's devices, read by `threads`
+  threads in this process or, with `workers` > 0, by that many worker processes of
+  `threads` threads each."""
   it = pipeline.train_iterator(source, local_batch=sharding.local_batch_size(batch, mesh), crop=crop,
-                               seed=0, target="tags", read_threads=threads)
-  for _ in range(3):  # the threads start and the first reads warm the caches
-    jax.block_until_ready(sharding.to_global(next(it), mesh))
-  t = time.perf_counter()
-  for _ in range(n_batches):
-    jax.block_until_ready(sharding.to_global(next(it), mesh))
-  return batch * n_batches / (time.perf_counter() - t)
+                               seed=0, target="tags", read_threads=threads, worker_processes=workers)
+  try:
+    for _ in range(3 + workers):  # the threads (and workers) start and the first reads warm the caches
+      jax.block_until_ready(sharding.to_global(next(it), mesh))
+    t = time.perf_counter()
+    for _ in range(n_batches):
+      jax.block_until_ready(sharding.to_global(next(it), mesh))
+    return batch * n_batches / (time.perf_counter() - t)
+  finally:
+    if hasattr(it, "close"):
+      it.close()

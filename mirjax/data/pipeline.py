@@ -1,12 +1,17 @@
 """Input pipelines (grain): per-process shards of global batches, checkpointable.
 
 Training: shuffle (reshuffled every epoch) -> repeat -> this process's slice -> random
-crop -> batch. The iterator's state is a small dict saved with every checkpoint, so a
-resumed run reads exactly the batches an uninterrupted run would have read.
+crop -> batch, read by threads or by grain worker processes (the same batches). The
+iterator's state is a small dict saved with every checkpoint, so a resumed run reads
+exactly the batches an uninterrupted run would have read, whichever reads them.
 Evaluation: every example once, in order, as `n_chunks` evenly spaced crops; the last
 global batch is padded and masked.
 """
+import functools
 import math
+import os
+import threading
+import time
 from typing import Callable, NamedTuple
 
 import grain
@@ -239,11 +244,16 @@ def clip_batches(source, n_samples: int, batch: int):
 
 
 def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: str = "tags",
-                   read_threads: int = 2, extra: tuple = ()):
+                   read_threads: int = 2, worker_processes: int = 0, extra: tuple = ()):
   """Infinite iterator of {'audio': (local_batch, crop) f32, target: ...} for this process,
   with the example's other inputs (e.g. 'frames') as they are; `target` names the example
   field of the ground truth ('tags', 'label', ...), `extra` further fields a task's loss
-  reads (e.g. the weighted prediction error's 'wpe_gram')."""
+  reads (e.g. the weighted prediction error's 'wpe_gram').
+
+  `read_threads` threads read and crop examples; with `worker_processes` > 0 that many
+  worker processes do, each with `read_threads` threads (`WorkerBatches`): the same batches
+  in the same order, and a state either kind of iterator resumes from. `source` must then
+  pickle (a TFDS data source, a list of arrays)."""
   fields = ((target,) if target else ()) + tuple(extra)  # self-supervised: audio only
 
   def random_crop(ex, rng: np.random.Generator):
@@ -270,7 +280,76 @@ def train_iterator(source, *, local_batch: int, crop: int, seed: int, target: st
   rows = lambda j: (j // local_batch) * local_batch * n + p * local_batch + j % local_batch
   ds = stream if n == 1 else grain.MapDataset.range(0, len(stream) // n).map(lambda j: stream[rows(j)])
   ds = ds.batch(local_batch, drop_remainder=True)
-  return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=4)))
+  options = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=4)
+  if worker_processes > 0:
+    return WorkerBatches(ds, options, worker_processes)
+  return iter(ds.to_iter_dataset(options))
+
+
+class WorkerBatches:
+  """Iterator over the batches of the MapDataset `batches` made by `workers` grain worker
+  processes, each reading with `options` (its threads): worker w makes batches w, w +
+  workers, ... and they are taken in turn, so the sequence is that of
+  `iter(batches.to_iter_dataset(options))`. The state is that iterator's too, {"next_index":
+  batches returned}, whatever the number of workers: a checkpoint of a run with threads
+  only resumes with workers and the other way round. The workers start at the first batch
+  asked for, from the batch the state names; `set_state` stops running ones. `close` stops
+  them (they also stop when this process exits)."""
+
+  def __init__(self, batches, options, workers: int, buffer: int = 2):
+    self._batches, self._options = batches, options
+    self._mp_options = grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=buffer)
+    self._next, self._it = 0, None
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    if self._it is None:
+      self._it = self._start()
+    batch = next(self._it)
+    self._next += 1
+    return batch
+
+  def _start(self):
+    """Grain's iterator over the batches from the next one on, its workers started."""
+    _flags_parsed()
+    rest = self._batches[self._next:] if self._next else self._batches
+    return iter(rest.to_iter_dataset(self._options).mp_prefetch(
+        self._mp_options, worker_init_fn=functools.partial(_exit_with_parent, os.getpid())))
+
+  def get_state(self) -> dict:
+    return {"next_index": self._next}
+
+  def set_state(self, state: dict):
+    self.close()
+    self._next = int(state["next_index"])
+
+  def close(self):
+    if self._it is not None:
+      self._it.close()
+      self._it = None
+
+
+def _exit_with_parent(parent: int, worker: int, workers: int):
+  """Run in each worker process as it starts: ends it once `parent`, the process that
+  started it, is gone (killed, say, perhaps before this one had started), rather than
+  leaving it to wait on a queue nobody reads."""
+  del worker, workers
+
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(1.0)
+    os._exit(0)  # pylint: disable=protected-access
+  threading.Thread(target=watch, name="mirjax-exit-with-parent", daemon=True).start()
+
+
+def _flags_parsed():
+  """Marks absl flags parsed (their defaults) where no absl app parsed them (tests,
+  notebooks): grain reads a flag of its own when it starts worker processes."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
 
 
 def roll_hop(ex, crop: int) -> int:

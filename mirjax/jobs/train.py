@@ -229,6 +229,7 @@ def _train_and_evaluate(config, workdir: str) -> dict:
   train_iter = pipeline.train_iterator(sources["train"], local_batch=local_batch, crop=crop,
                                        seed=config.seed, target=task.target,
                                        read_threads=config.data.read_threads,
+                                       worker_processes=config.data.get("worker_processes", 0),
                                        extra=getattr(task, "extra_targets", ()))
   ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.train.keep_checkpoints)
   abstract_placed = checkpoint.abstract_with_shardings(system.abstract_state, state_shardings)
@@ -327,6 +328,8 @@ def _train_and_evaluate(config, workdir: str) -> dict:
       ckpt.save(step, state, {"train": train_iter.get_state(), "timing": saved_timing},
                 config_dict, meta)
   progress.close()
+  if hasattr(train_iter, "close"):  # stops grain's worker processes, if any
+    train_iter.close()
   if start < total:
     timing = saved_timing
   t_eval = time.time()
