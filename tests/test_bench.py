@@ -72,6 +72,11 @@ def test_train_bench_figures_are_consistent():
     assert _agrees(percent, 1, 1e5 * gflop / ms / peak, (gflop, 2), (ms, 1), (peak, 1)), block
     if "PyTorch port: skipped" in block:
       continue
+    # before timing, the port with mirjax's weights was checked to compute the same function
+    checked = {k: (float(rel), float(tol)) for k, _, rel, tol in re.findall(
+        rf"\n    ([a-z -]+):\s+{NUM}\s+relative {NUM} <= {NUM}", block)}
+    assert {"logits", "loss", "eval logits", "batch stats", "back-end gradients"} <= set(checked), block
+    assert all(rel <= tol for rel, tol in checked.values()) and checked["logits"][1] <= 1e-4, block
     torch_ms = {}
     for mode in ("eager NCHW", "eager channels_last", "torch.compile"):
       t_rate, t_ms = _figures(rf"PyTorch {mode}:\s+{NUM} examples/s\s+\({NUM} ms/step\)", block)
@@ -95,6 +100,17 @@ def test_pipeline_bench_figures_are_consistent():
     rates[int(threads)] = float(rate)
     assert _agrees(float(per), 1, float(rate) / int(threads), (float(rate), 1)), out
   assert 1 in rates and len(rates) >= 1
+  workers = {}  # data.worker_processes: by default as many counts as threads
+  for n, rate, per in re.findall(rf"(\d+) worker process\(es\), 1 read thread each:\s+{NUM} examples/s\s+"
+                                 rf"\({NUM} per process\)", out):
+    workers[int(n)] = float(rate)
+    assert _agrees(float(per), 1, float(rate) / int(n), (float(rate), 1)), out
+  assert sorted(workers) == sorted(rates), out
+  w_rate, most, t_rate, t_best, w_ratio = _figures(
+      rf"worker processes against threads: {NUM} examples/s at {NUM} worker\(s\), {NUM} at {NUM} thread\(s\) "
+      rf"-> {NUM}x", out)
+  assert workers[int(most)] == w_rate == max(workers.values()) and rates[int(t_best)] == t_rate == max(rates.values())
+  assert _agrees(w_ratio, 2, w_rate / t_rate, (w_rate, 1), (t_rate, 1)), out
   step, ratio, best = _figures(rf"train step here:\s+{NUM} examples/s -> input / step = {NUM}x at {NUM} thread", out)
   assert rates[int(best)] == max(rates.values())
   assert _agrees(ratio, 2, rates[int(best)] / step, (rates[int(best)], 1), (step, 1)), out
@@ -124,6 +140,52 @@ def test_accelerator_bench_figures_are_consistent():
                                   rf"a step that fast needs {NUM} of this host's read threads", out)
   assert _agrees(ratio, 2, pipe / max(rates[:2]), (pipe, 1), (max(rates[:2]), 1)), out
   assert threads >= 1
+
+
+def _small_port_config(port, **frontend):
+  """A bench.train model ("flagship" or "melcnn" port) at test size: a 3-block back-end."""
+  from mirjax import config as config_lib
+  config = config_lib.from_file("sincmodnet" if port == "flagship" else "melcnn")
+  config.model.backend.channels, config.model.backend.dense = (8, 8, 16), 16
+  for k, v in frontend.items():
+    config.model.frontend[k] = v
+  return config
+
+
+@pytest.mark.parametrize("port, frontend", [("flagship", {}),
+                                            ("flagship", {"compression": "power", "mod_subsample": 2.0}),
+                                            ("melcnn", {"n_mels": 32})])
+def test_torch_ports_compute_mirjax_function(port, frontend):
+  """The PyTorch ports bench.train times, given a mirjax model's weights (the back-end's
+  batch statistics, scales and biases made random, so every one is copied to its place),
+  compute mirjax's function in float32: logits, loss, gradients, updated batch statistics
+  and eval-mode logits within torch_port.TOLERANCES (outputs 1e-4 of their scale). At this
+  size no max-pool near-tie resolves differently, so the front-end's gradients agree to
+  1e-3 too: there the top sinc band's cut-off sits exactly on Nyquist, and torch.clamp,
+  which passes the whole gradient at a bound where jnp.clip passes half, was 2.6e-2 off.
+  Runs only where PyTorch is installed."""
+  pytest.importorskip("torch")
+  import numpy as np
+  from mirjax.bench import torch_port
+  from mirjax.bench.flagship import synthetic_batch
+
+  config = _small_port_config(port, **frontend)
+  params, model_state, _ = torch_port.initial_variables(config)
+  rng = np.random.default_rng(0)
+  shake = lambda tree: {k: shake(v) if isinstance(v, dict) else
+                        (np.abs(v) + rng.uniform(0.5, 1.5, v.shape) if k in ("scale", "var")
+                         else v + 0.1 * rng.standard_normal(v.shape)).astype(np.float32)
+                        for k, v in tree.items()}
+  params = {**params, "backend": shake(params["backend"])}
+  model_state = {"batch_stats": shake(model_state["batch_stats"])}
+  batch = synthetic_batch(4, 1.0)
+  diffs = torch_port.compare(config, batch, port, variables=(params, model_state))
+  torch_port.check(diffs)
+  assert diffs["logits"][1] <= 1e-4 and diffs["eval logits"][1] <= 1e-4, diffs
+  if port == "flagship":
+    assert diffs["front-end gradients"][1] <= 1e-3, diffs
+  with pytest.raises(ValueError, match="missing"):  # a parameter left without a value
+    torch_port.load_mirjax(getattr(torch_port, port)(config.model, 19), {"backend": {}})
 
 
 def test_speaker_bench_figures_are_consistent():

@@ -7,13 +7,20 @@ device JAX sees:
     mels, 7 blocks of 128-512 channels, 59,049-sample crops), batch 16;
 and, when PyTorch is installed, a PyTorch port of each (`mirjax.bench.torch_port`) in
 PyTorch's three usual settings: eager NCHW (its default), eager channels_last and
-torch.compile. The sides are interleaved: each of `--rounds` rounds times `--steps` steps of
-mirjax and then of each PyTorch setting, so all see the same machine; each figure is the
-median over rounds. Printed: examples/s and ms/step of each, mirjax's model FLOP
+torch.compile. Both sides start from the same weights (mirjax's initial state, copied into
+the port), and before anything is timed they are checked to compute the same function: on
+the timed batch, in float32 (whatever --dtype), in train mode (every batch norm on the
+batch's own statistics, as in the step) with dropout off, the logits, the loss, the
+gradients, the updated batch statistics and then eval-mode logits must agree within
+`torch_port.TOLERANCES` (1e-4 of the output's scale; see there), or the benchmark stops.
+The sides are interleaved: each of `--rounds` rounds times `--steps` steps of mirjax and
+then of each PyTorch setting, so all see the same machine; each figure is the median over
+rounds. Printed: the differences, examples/s and ms/step of each, mirjax's model FLOP
 utilisation (XLA's FLOP count of the step / step time / the measured float32 matmul peak of
 all devices at once), and mirjax's ratio to PyTorch's fastest setting.
 """
 import statistics
+import sys
 
 import jax
 import numpy as np
@@ -41,21 +48,53 @@ def models(quick: bool):
           "won": (won_name, won, WON_SECONDS, "melcnn")}
 
 
-def torch_steps(port: str, model_cfg, batch):
-  """{PyTorch setting: run(n) -> seconds per step} of the port's AdamW step on `batch`, each
-  warmed up (torch.compile compiles there), or None when PyTorch is not installed."""
+def _torch_port():
+  """mirjax.bench.torch_port, or None when PyTorch is not installed."""
   try:
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch  # pylint: disable=import-outside-toplevel,unused-import
   except ImportError:
+    return None
+  from mirjax.bench import torch_port  # pylint: disable=import-outside-toplevel
+  return torch_port
+
+
+def same_function(port: str, config, batch, name: str):
+  """The lines reporting `torch_port.compare` of mirjax's model and its port on `batch`;
+  exits with the differences when they exceed `torch_port.TOLERANCES`."""
+  torch_port = _torch_port()
+  diffs = torch_port.compare(config, batch, port)
+  lines = ["  same weights on both sides (mirjax's initial state), float32, train mode (batch statistics), "
+           "dropout off; largest |mirjax - PyTorch|, relative (to the output's scale; gradients: "
+           "to the leaf's norm) and the tolerance:"]
+  for k, (diff, rel, where) in diffs.items():
+    lines.append(f"    {k + ':':21s} {diff:.2e}  relative {rel:.2e} <= {torch_port.TOLERANCES[k]:g}"
+                 + (f"  (worst: {where})" if where else ""))
+  try:
+    torch_port.check(diffs)
+  except ValueError as e:
+    sys.exit("\n".join([f"{name}:"] + lines + [f"stopped: {e}"]))
+  return lines
+
+
+def torch_steps(port: str, config, batch):
+  """{PyTorch setting: run(n) -> seconds per step} of the port's AdamW step on `batch` (the
+  config's weight decay and clipping), each port holding mirjax's initial weights and each
+  warmed up (torch.compile compiles there), or None when PyTorch is not installed."""
+  torch_port = _torch_port()
+  if torch_port is None:
     return None
   import time  # pylint: disable=import-outside-toplevel
 
-  from mirjax.bench import torch_port  # pylint: disable=import-outside-toplevel
+  import torch  # pylint: disable=import-outside-toplevel
+  params, model_state, _ = torch_port.initial_variables(config)  # seed 0, as mirjax_step
   audio, tags = torch.from_numpy(batch["audio"]), torch.from_numpy(batch["tags"].astype(np.float32))
+  o = config.optim
   runs = {}
   for mode in torch_port.MODES:
-    torch.manual_seed(0)
-    step = torch_port.train_step_fn(getattr(torch_port, port)(model_cfg, N_TAGS).train(), mode=mode)
+    torch.manual_seed(0)  # dropout
+    model = torch_port.load_mirjax(getattr(torch_port, port)(config.model, N_TAGS), params, model_state)
+    step = torch_port.train_step_fn(model.train(), lr=o.learning_rate or 1e-3, mode=mode,
+                                    weight_decay=o.weight_decay, clip_norm=o.clip_norm)
 
     def run(n, step=step):
       t = time.perf_counter()
@@ -83,7 +122,9 @@ def main(argv):
     batch = synthetic_batch(batch_size, seconds)
     run, flops = mirjax_step(config, batch)
     rss = common.peak_rss_mb() if rss is None else rss  # before PyTorch allocates anything
-    torch_runs = torch_steps(port, config.model, batch) if FLAGS.torch else None
+    use_torch = FLAGS.torch and _torch_port() is not None
+    checked = same_function(port, config, batch, name) if use_torch else []  # before any timing
+    torch_runs = torch_steps(port, config, batch) if use_torch else None
     times = {"mirjax": []}
     for _ in range(rounds):
       times["mirjax"].append(run(n_steps))
@@ -93,6 +134,8 @@ def main(argv):
     step_s = med["mirjax"]
     print(f"{name} ({FLAGS.dtype}), batch {batch_size} x {seconds:g} s, {n_dev} device(s), "
           f"median of {rounds} interleaved round(s) of {n_steps} steps")
+    for line in checked:
+      print(line)
     print(f"  mirjax:  {batch_size / step_s:8.1f} examples/s  ({1e3 * step_s:.1f} ms/step)")
     # XLA counts one device's share of the sharded step; the peak is of all devices at once
     print(f"  model FLOP utilisation: {100 * flops * n_dev / step_s / peak:.1f}% "
