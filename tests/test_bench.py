@@ -348,3 +348,11 @@ def test_all_benchmarks_run_one_after_another_and_are_summarised(tmp_path):
   bad = subprocess.run([sys.executable, "-m", "mirjax.bench.all", "--only=nope"], cwd=ROOT, capture_output=True,
                        text=True, timeout=60)
   assert bad.returncode != 0 and "nope" in bad.stderr
+
+
+def test_every_clip_of_the_build_bench_has_a_top_50_tag():
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from mirjax.bench import build  # pylint: disable=import-outside-toplevel
+  tags = build.tag_matrix(1000)  # the 1,000-clip default: two clips had only rare tags
+  top50 = np.argsort(-tags.sum(axis=0), kind="stable")[:50]
+  assert tags[:, top50].any(axis=1).all()
