@@ -356,3 +356,20 @@ def test_every_clip_of_the_build_bench_has_a_top_50_tag():
   tags = build.tag_matrix(1000)  # the 1,000-clip default: two clips had only rare tags
   top50 = np.argsort(-tags.sum(axis=0), kind="stable")[:50]
   assert tags[:, top50].any(axis=1).all()
+
+
+def test_every_bench_imports_beside_every_other():
+  # a test may import several benches into one process: their flags (each has --quick) must not collide
+  code = ("import importlib, pkgutil, mirjax.bench as b\n"
+          "done = []\n"
+          "for m in sorted(pkgutil.iter_modules(b.__path__), key=lambda m: m.name):\n"
+          "  try:\n"
+          "    importlib.import_module('mirjax.bench.' + m.name)\n"
+          "  except ModuleNotFoundError as e:\n"
+          "    if e.name != 'torch': raise  # the PyTorch ports are optional\n"
+          "    continue\n"
+          "  done.append(m.name)\n"
+          "print(len(done))")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert int(proc.stdout.split()[-1]) >= 13, proc.stdout  # all 15 but the two ports when PyTorch is missing

@@ -26,12 +26,17 @@ from mirjax import config as config_lib, sharding  # noqa: E402  pylint: disable
 from mirjax.bench import common, flagship  # noqa: E402  pylint: disable=wrong-import-position
 from mirjax.data import parallel, pipeline  # noqa: E402  pylint: disable=wrong-import-position
 
-flags.DEFINE_integer("flagship_batch", 256, "Global batch of the flagship's step.")
-flags.DEFINE_integer("won_batch", 64, "Global batch of the Won-size log-mel CNN's step.")
-flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "config.dtype values to time.")
-flags.DEFINE_integer("steps", 20, "Timed steps (after two warm-up steps).")
-flags.DEFINE_float("peak_tflops", 0.0, "The chip's dense bfloat16 peak, TFLOP/s (0: looked up by device kind).")
-flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_integer("flagship_batch", 256, "Global batch of the flagship's step.")
+  flags.DEFINE_integer("won_batch", 64, "Global batch of the Won-size log-mel CNN's step.")
+  flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "config.dtype values to time.")
+  flags.DEFINE_integer("steps", 20, "Timed steps (after two warm-up steps).")
+  flags.DEFINE_float("peak_tflops", 0.0, "The chip's dense bfloat16 peak, TFLOP/s (0: looked up by device kind).")
+  flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+
 FLAGS = flags.FLAGS
 
 # Dense (not sparse) bfloat16 peaks per chip, TFLOP/s, from the vendors' data sheets; the
@@ -102,4 +107,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

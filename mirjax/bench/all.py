@@ -17,9 +17,14 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_string("out", "", "Folder for the outputs (default: bench_runs/<UTC date and time>).")
-flags.DEFINE_list("only", [], "Run only these benchmarks (names as in RUNS; default: all).")
-flags.DEFINE_bool("quick", False, "Pass --quick to every benchmark: checks that all of them run.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_string("out", "", "Folder for the outputs (default: bench_runs/<UTC date and time>).")
+  flags.DEFINE_list("only", [], "Run only these benchmarks (names as in RUNS; default: all).")
+  flags.DEFINE_bool("quick", False, "Pass --quick to every benchmark: checks that all of them run.")
+
+
 FLAGS = flags.FLAGS
 
 # name -> (module, flags, packages the baseline needs, on one core)
@@ -105,4 +110,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -38,11 +38,16 @@ from absl import app, flags, logging
 from mirjax.data import audio_io, parallel, public
 from mirjax.data.builders import magnatagatune
 
-flags.DEFINE_integer("clips", 1000, "MP3 clips in the folder.")
-flags.DEFINE_integer("workers", 0, "Build processes of the parallel build (0: one per core, the default).")
-flags.DEFINE_string("folder", "", "Where the MagnaTagATune-shaped folder is written and reused "
-                    "(default: mirjax-bench-mtat-CLIPS under the system temp dir).")
-flags.DEFINE_bool("quick", False, "8 clips: checks that everything runs, in seconds.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_integer("clips", 1000, "MP3 clips in the folder.")
+  flags.DEFINE_integer("workers", 0, "Build processes of the parallel build (0: one per core, the default).")
+  flags.DEFINE_string("folder", "", "Where the MagnaTagATune-shaped folder is written and reused "
+                      "(default: mirjax-bench-mtat-CLIPS under the system temp dir).")
+  flags.DEFINE_bool("quick", False, "8 clips: checks that everything runs, in seconds.")
+
+
 FLAGS = flags.FLAGS
 
 SAMPLE_RATE = 16000  # MagnaTagATune's MP3s are 16 kHz mono
@@ -259,4 +264,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -30,11 +30,16 @@ from mirjax import audio, frontends, sharding  # noqa: E402
 from mirjax.audio import features as audio_features  # noqa: E402
 from mirjax.bench import common  # noqa: E402
 
-flags.DEFINE_integer("batch", 64, "Clips in the fixed-feature batch.")
-flags.DEFINE_float("seconds", 10.0, "Length of each fixed-feature clip, seconds.")
-flags.DEFINE_integer("train_batch", 16, "Clips in the front-end forward+backward batch (3 s each).")
-flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
-flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_integer("batch", 64, "Clips in the fixed-feature batch.")
+  flags.DEFINE_float("seconds", 10.0, "Length of each fixed-feature clip, seconds.")
+  flags.DEFINE_integer("train_batch", 16, "Clips in the front-end forward+backward batch (3 s each).")
+  flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
+  flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+
 FLAGS = flags.FLAGS
 SR = 16000
 LEARNABLE = ("rawconv", "sincnet", "modnet", "sincmodnet")
@@ -127,4 +132,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -52,12 +52,17 @@ from mirjax import sharding  # noqa: E402
 from mirjax.bench import common  # noqa: E402
 from mirjax.unsupervised import kmeans  # noqa: E402
 
-flags.DEFINE_integer("points", 1_000_000, "Points (windows) in the data set.")
-flags.DEFINE_integer("dim", 64, "Dimension of each point.")
-flags.DEFINE_integer("k", 500, "Centroids.")
-flags.DEFINE_integer("batch_size", 4096, "MiniBatchKMeans's batch size.")
-flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
-flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_integer("points", 1_000_000, "Points (windows) in the data set.")
+  flags.DEFINE_integer("dim", 64, "Dimension of each point.")
+  flags.DEFINE_integer("k", 500, "Centroids.")
+  flags.DEFINE_integer("batch_size", 4096, "MiniBatchKMeans's batch size.")
+  flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
+  flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -155,4 +160,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -27,13 +27,18 @@ from mirjax import config as config_lib, sharding  # noqa: E402  pylint: disable
 from mirjax.bench import common, flagship  # noqa: E402  pylint: disable=wrong-import-position
 from mirjax.data import parallel, pipeline  # noqa: E402  pylint: disable=wrong-import-position
 
-flags.DEFINE_list("threads", [], "Read threads to time (default: 1, 2, 4, ... up to the cores).")
-flags.DEFINE_list("workers", [], "Worker processes to time, one read thread each (default: as --threads; "
-                  "'0' times none).")
-flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
-flags.DEFINE_integer("batches", 50, "Timed batches per setting (after 3 warm-up batches, one more per worker process).")
-flags.DEFINE_float("target_examples_per_s", 0.0, "A train step's rate to size the host for (0: this machine's).")
-flags.DEFINE_bool("quick", False, "The smoke data and few batches: checks that everything runs, in seconds.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_list("threads", [], "Read threads to time (default: 1, 2, 4, ... up to the cores).")
+  flags.DEFINE_list("workers", [], "Worker processes to time, one read thread each (default: as --threads; "
+                    "'0' times none).")
+  flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
+  flags.DEFINE_integer("batches", 50, "Timed batches per setting (after 3 warm-up batches, one more per worker process).")
+  flags.DEFINE_float("target_examples_per_s", 0.0, "A train step's rate to size the host for (0: this machine's).")
+  flags.DEFINE_bool("quick", False, "The smoke data and few batches: checks that everything runs, in seconds.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -87,4 +92,5 @@ def worker_rates(source, workers, **kw) -> dict:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -19,12 +19,17 @@ from mirjax import sharding  # noqa: E402
 from mirjax.audio import scattering as sc  # noqa: E402
 from mirjax.bench import common  # noqa: E402
 
-flags.DEFINE_integer("batch", 32, "Clips in the batch.")
-flags.DEFINE_float("seconds", 3.0, "Length of each clip, seconds (16 kHz).")
-flags.DEFINE_integer("J", 8, "Octaves: averaging scale 2**J samples.")
-flags.DEFINE_integer("Q", 8, "First-order wavelets per octave (second order: 1).")
-flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
-flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_integer("batch", 32, "Clips in the batch.")
+  flags.DEFINE_float("seconds", 3.0, "Length of each clip, seconds (16 kHz).")
+  flags.DEFINE_integer("J", 8, "Octaves: averaging scale 2**J samples.")
+  flags.DEFINE_integer("Q", 8, "First-order wavelets per octave (second order: 1).")
+  flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
+  flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+
 FLAGS = flags.FLAGS
 SR = 16000
 
@@ -58,4 +63,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -20,12 +20,17 @@ from mirjax import sharding
 from mirjax.bench import common
 from mirjax.models import speaker
 
-flags.DEFINE_integer("batch", 64, "Utterances per batch (a multiple of the device count).")
-flags.DEFINE_float("seconds", 8.0, "Length of each utterance, seconds.")
-flags.DEFINE_enum("size", "resnet34", sorted(speaker.SIZES), "Encoder size (speaker.SIZES).")
-flags.DEFINE_integer("repeats", 3, "Timed batches; the median is reported.")
-flags.DEFINE_bool("torch", True, "Also time the PyTorch port when PyTorch is installed.")
-flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_integer("batch", 64, "Utterances per batch (a multiple of the device count).")
+  flags.DEFINE_float("seconds", 8.0, "Length of each utterance, seconds.")
+  flags.DEFINE_enum("size", "resnet34", sorted(speaker.SIZES), "Encoder size (speaker.SIZES).")
+  flags.DEFINE_integer("repeats", 3, "Timed batches; the median is reported.")
+  flags.DEFINE_bool("torch", True, "Also time the PyTorch port when PyTorch is installed.")
+  flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+
 FLAGS = flags.FLAGS
 SR = 16000
 
@@ -98,4 +103,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -30,13 +30,18 @@ from mirjax import config as config_lib, sharding
 from mirjax.bench import common
 from mirjax.bench.flagship import N_TAGS, WON_SECONDS, mirjax_step, synthetic_batch, won_config
 
-flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
-flags.DEFINE_integer("steps", 10, "Timed steps per side and round (after warm-up steps).")
-flags.DEFINE_integer("rounds", 3, "Interleaved rounds; each figure is the median over them.")
-flags.DEFINE_list("models", ["flagship", "won"], "Which models: flagship, won.")
-flags.DEFINE_bool("torch", True, "Also time the PyTorch ports when PyTorch is installed.")
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "config.dtype of the mirjax step (bfloat16: mixed precision).")
-flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_integer("batch", 16, "Global batch (a multiple of the device count).")
+  flags.DEFINE_integer("steps", 10, "Timed steps per side and round (after warm-up steps).")
+  flags.DEFINE_integer("rounds", 3, "Interleaved rounds; each figure is the median over them.")
+  flags.DEFINE_list("models", ["flagship", "won"], "Which models: flagship, won.")
+  flags.DEFINE_bool("torch", True, "Also time the PyTorch ports when PyTorch is installed.")
+  flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "config.dtype of the mirjax step (bfloat16: mixed precision).")
+  flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -152,4 +157,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -22,11 +22,16 @@ from absl import app, flags
 from mirjax.bench import common
 from mirjax.models import wavenet
 
-flags.DEFINE_list("pieces", ["1", "8"], "Pieces generated at once (batch sizes) to time.")
-flags.DEFINE_integer("samples", 16000, "Samples per piece the cached sampler generates.")
-flags.DEFINE_integer("naive_samples", 512, "Samples per piece both samplers generate for the ratio.")
-flags.DEFINE_integer("repeats", 3, "Timed runs; the median is reported.")
-flags.DEFINE_bool("quick", False, "A tiny network and lengths: checks that everything runs, in seconds.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_list("pieces", ["1", "8"], "Pieces generated at once (batch sizes) to time.")
+  flags.DEFINE_integer("samples", 16000, "Samples per piece the cached sampler generates.")
+  flags.DEFINE_integer("naive_samples", 512, "Samples per piece both samplers generate for the ratio.")
+  flags.DEFINE_integer("repeats", 3, "Timed runs; the median is reported.")
+  flags.DEFINE_bool("quick", False, "A tiny network and lengths: checks that everything runs, in seconds.")
+
+
 FLAGS = flags.FLAGS
 SAMPLE_RATE = 16000
 
@@ -65,4 +70,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -34,14 +34,19 @@ from mirjax import sharding  # noqa: E402
 from mirjax.bench import common  # noqa: E402
 from mirjax.unsupervised import wmf  # noqa: E402
 
-flags.DEFINE_integer("users", 100_000, "Users (rows).")
-flags.DEFINE_integer("songs", 20_000, "Songs (columns).")
-flags.DEFINE_integer("plays", 5_000_000, "Distinct (user, song) cells with plays.")
-flags.DEFINE_list("factors", ["64", "256"], "Factor counts to time.")
-flags.DEFINE_list("solvers", ["cg", "cholesky"], "Solvers to time: cg, cholesky.")
-flags.DEFINE_float("reg", 0.1, "The l2 regularisation of both.")
-flags.DEFINE_integer("repeats", 3, "Timed sweeps; the median is reported.")
-flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+def define_flags():
+  """The command-line flags, defined when this file runs as a script (so the benches import side by side)."""
+  flags.DEFINE_integer("users", 100_000, "Users (rows).")
+  flags.DEFINE_integer("songs", 20_000, "Songs (columns).")
+  flags.DEFINE_integer("plays", 5_000_000, "Distinct (user, song) cells with plays.")
+  flags.DEFINE_list("factors", ["64", "256"], "Factor counts to time.")
+  flags.DEFINE_list("solvers", ["cg", "cholesky"], "Solvers to time: cg, cholesky.")
+  flags.DEFINE_float("reg", 0.1, "The l2 regularisation of both.")
+  flags.DEFINE_integer("repeats", 3, "Timed sweeps; the median is reported.")
+  flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs, in seconds.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -117,4 +122,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
