@@ -53,16 +53,34 @@ def test_band_edges_constant_width_then_constant_q():
     modulation.modulation_edges(0.5, 4.0, 8, 1.0)
 
 
-@pytest.mark.parametrize("time,taps,stride", [(749, 375, 2), (100, 31, 1), (64, 64, 4), (513, 7, 3)])
+@pytest.mark.parametrize("time,taps,stride", [(749, 375, 2), (750, 374, 2), (100, 31, 1), (64, 64, 4),
+                                               (513, 7, 3), (513, 8, 3), (301, 40, 5)])
 def test_fft_correlation_equals_direct_convolution(time, taps, stride):
-  rng = np.random.RandomState(time)
+  """Values and gradients (to the signal and the kernels) of the folded FFT correlation
+  equal a direct strided convolution's, for odd and even strides and tap counts."""
+  rng = np.random.RandomState(time + taps)
   x = jnp.asarray(rng.randn(5, time), jnp.float32)
   k = jnp.asarray(rng.randn(3, taps), jnp.float32)  # not symmetric: the flip matters
-  direct = jax.lax.conv_general_dilated(x[..., None], k.T[:, None, :], (stride,), "VALID",
-                                        dimension_numbers=("NWC", "WIO", "NWC"))
-  ours = modulation.valid_correlation(x, k, stride)
-  assert ours.shape == direct.shape
-  np.testing.assert_allclose(ours, direct, atol=1e-4 * float(jnp.abs(direct).max()))
+
+  def direct(x, k):
+    return jax.lax.conv_general_dilated(x[..., None], k.T[:, None, :], (stride,), "VALID",
+                                        dimension_numbers=("NWC", "WIO", "NWC"), precision="highest")
+
+  want, ours = direct(x, k), modulation.valid_correlation(x, k, stride)
+  assert ours.shape == want.shape == (5, (time - taps) // stride + 1, 3)
+  np.testing.assert_allclose(ours, want, atol=1e-4 * float(jnp.abs(want).max()))
+  weights = jnp.asarray(rng.randn(*want.shape), jnp.float32)
+  loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)) * weights)
+  for g_ours, g_want in zip(jax.grad(loss(lambda x, k: modulation.valid_correlation(x, k, stride)), (0, 1))(x, k),
+                            jax.grad(loss(direct), (0, 1))(x, k)):
+    np.testing.assert_allclose(g_ours, g_want, atol=1e-4 * float(jnp.abs(g_want).max()))
+
+
+def test_fft_length_divides_into_the_kept_samples():
+  for n, stride in ((749, 2), (750, 2), (100, 1), (513, 3), (301, 5)):
+    m = modulation.decimation_size(n, stride)
+    assert m >= n and m % (2 * stride) == 0 and modulation.fft_size(m // (2 * stride)) == m // (2 * stride)
+  assert modulation.decimation_size(749, 2) == 768  # 4 * 192: the inverse FFT is 384 long
 
 
 def test_fft_sizes_are_smooth_and_large_enough():

@@ -44,13 +44,29 @@ def pad_for_frames(x, n_out, stride, kernel_size, mode="constant"):
 
 
 def valid_correlation(x, kernels, stride):
-  """y[r, k, i] = sum_n x[r, i * stride + n] kernels[k, n] where the kernel fits, by FFT of
-  mirjax's length (frontends/modulation.py): (rows, time) -> (rows, n_kernels, n_out)."""
+  """y[r, k, i] = sum_n x[r, i * stride + n] kernels[k, n] where the kernel fits, by mirjax's
+  folded FFT (frontends/modulation.py): the product of the spectra folded onto the kept
+  samples' n / stride bins before one inverse transform: (rows, time) -> (rows, n_kernels, n_out)."""
   time, taps = x.shape[-1], kernels.shape[-1]
-  n_out, n = (time - taps) // stride + 1, modulation.fft_size(time)
-  spectrum = torch.fft.rfft(x, n)[:, None, :] * torch.fft.rfft(kernels.flip(-1), n)[None]
-  full = torch.fft.irfft(spectrum, n)  # circular convolution with the flipped kernels
-  return full[..., taps - 1:taps - 1 + (n_out - 1) * stride + 1:stride]
+  n_out = (time - taps) // stride + 1
+  front = -(taps - 1) % stride
+  x = F.pad(x, (front, 0))
+  n = modulation.decimation_size(x.shape[-1], stride)
+  q, half = n // (2 * stride), n // 2
+
+  def aliases(spectrum):
+    out = []
+    for j in range(stride):
+      lo = j * n // stride
+      out.append(spectrum[..., lo:lo + q + 1] if lo + q <= half
+                 else spectrum[..., n - lo - q:n - lo + 1].flip(-1).conj())
+    return out
+
+  xs, hs = aliases(torch.fft.rfft(x, n)), aliases(torch.fft.rfft(kernels.flip(-1), n))
+  folded = sum(a[:, None, :] * h[None] for a, h in zip(xs, hs)) / stride
+  kept = torch.fft.irfft(folded, n // stride)
+  first = (taps - 1 + front) // stride
+  return kept[..., first:first + n_out]
 
 
 def clip(x, low, high):

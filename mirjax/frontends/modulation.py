@@ -74,11 +74,38 @@ def fft_size(n):
   return best
 
 
+def decimation_size(n, stride):
+  """The FFT length of `valid_correlation`: a multiple of ``2 * stride`` >= n whose quotient
+  by ``2 * stride`` is a 2^a 3^b 5^c (`fft_size`)."""
+  return fft_size(-(-n // (2 * stride))) * 2 * stride
+
+
+def _aliases(spectrum, n, stride):
+  """The ``stride`` slices ``S[k + j n / stride]``, k = 0 ... n / (2 stride), of the full
+  length-n spectrum of a real signal, each from its rfft half ``spectrum`` (..., n / 2 + 1):
+  a slice where the index is at most n / 2, else the conjugate of the mirrored bins."""
+  q, half = n // (2 * stride), n // 2
+  out = []
+  for j in range(stride):
+    lo = j * n // stride
+    if lo + q <= half:
+      out.append(spectrum[..., lo:lo + q + 1])
+    else:  # lo >= n / 2 (for every stride no slice straddles n / 2): S[n - k] = conj(S[k])
+      out.append(jnp.conj(spectrum[..., n - lo - q:n - lo + 1][..., ::-1]))
+  return out
+
+
 def valid_correlation(x, kernels, stride):
   """``y[r, i, k] = sum_n x[r, i * stride + n] kernels[k, n]`` for every i where the kernel
   fits in x (a VALID, strided cross-correlation, as ``lax.conv_general_dilated`` computes),
-  by FFT: one transform of length >= len(x) per row, so long kernels cost no more than
+  by FFT: one transform of length n >= len(x) per row, so long kernels cost no more than
   short ones. Circular wrap-around only touches outputs that are not VALID.
+
+  Only every ``stride``-th output is kept, so the product of the spectra is folded onto
+  n / stride bins before the inverse transform: keeping every s-th sample of a length-n
+  sequence averages its spectrum over s shifts of n / s bins (d[i] = y[s i] <=> D[k] =
+  (1 / s) sum_j Y[k + j n / s]), which halves the inverse transform at stride 2 and never
+  forms the full product.
 
   Parameters
   ----------
@@ -91,10 +118,16 @@ def valid_correlation(x, kernels, stride):
   (rows, (time - taps) // stride + 1, n_kernels) float32
   """
   time, taps = x.shape[-1], kernels.shape[-1]
-  n_out, n = (time - taps) // stride + 1, fft_size(time)
-  spectrum = jnp.fft.rfft(x, n)[:, None, :] * jnp.fft.rfft(kernels[:, ::-1], n)[None]
-  full = jnp.fft.irfft(spectrum, n)  # circular convolution with the flipped kernels
-  return jnp.transpose(full[:, :, taps - 1:taps - 1 + (n_out - 1) * stride + 1:stride], (0, 2, 1))
+  n_out = (time - taps) // stride + 1
+  front = -(taps - 1) % stride  # zeros in front put the first VALID output on the kept grid
+  x = jnp.pad(x, ((0, 0), (front, 0)))
+  n = decimation_size(x.shape[-1], stride)
+  xs = _aliases(jnp.fft.rfft(x, n), n, stride)
+  hs = _aliases(jnp.fft.rfft(kernels[:, ::-1], n), n, stride)  # circular convolution with the flip
+  folded = sum(a[:, None, :] * h[None] for a, h in zip(xs, hs)) / stride
+  kept = jnp.fft.irfft(folded, n // stride)  # (rows, n_kernels, n / stride): y[stride i]
+  first = (taps - 1 + front) // stride
+  return jnp.transpose(kept[:, :, first:first + n_out], (0, 2, 1))
 
 
 def hold_at_rates(y, periods):
