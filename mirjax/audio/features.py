@@ -44,6 +44,20 @@ def _contrast_bands(sr, n_fft, n_bands, fmin):
   return bands
 
 
+def _mean_of_largest(x, k):
+  """Mean of the k largest values along the last axis (repeated values counted as often as
+  they occur). Up to 4: k passes that each take out one arg-max, which XLA CPU runs faster
+  than ``lax.top_k`` (1.1x for spectral contrast); above, ``lax.top_k``."""
+  if k > 4:
+    return jnp.mean(jax.lax.top_k(x, k)[0], axis=-1)
+  index = jax.lax.broadcasted_iota(jnp.int32, x.shape, x.ndim - 1)
+  total = jnp.max(x, axis=-1)
+  for _ in range(k - 1):
+    x = jnp.where(index == jnp.argmax(x, axis=-1)[..., None], -jnp.inf, x)
+    total = total + jnp.max(x, axis=-1)
+  return total / k
+
+
 def spectral_contrast(x=None, *, sr, S=None, n_fft=2048, hop_length=512, n_bands=6, fmin=200.0,
                       quantile=0.02, linear=False):
   """Spectral contrast (Jiang et al. 2002): per octave band, the mean of its strongest
@@ -74,8 +88,8 @@ def spectral_contrast(x=None, *, sr, S=None, n_fft=2048, hop_length=512, n_bands
       valleys.append(jnp.min(band, axis=-1))
       continue
     # the k strongest and k weakest bins: a partial selection, not a sort
-    peaks.append(jnp.mean(jax.lax.top_k(band, k)[0], axis=-1))
-    valleys.append(-jnp.mean(jax.lax.top_k(-band, k)[0], axis=-1))
+    peaks.append(_mean_of_largest(band, k))
+    valleys.append(-_mean_of_largest(-band, k))
   peak, valley = jnp.stack(peaks, -1), jnp.stack(valleys, -1)
   if linear:
     return peak - valley
