@@ -139,27 +139,25 @@ def _what(clips: int, seconds: float) -> dict:
   return {"clips": clips, "seconds": seconds, "sample_rate": SAMPLE_RATE, "tags": N_TAGS, "layout": 2}
 
 
-def holds(folder: str, clips: int, seconds: float = CLIP_SECONDS) -> bool:
-  """Whether `folder` is a finished bench folder of these clips, every MP3 in place."""
+def _marker(folder: str) -> dict:
+  """What `folder`'s marker says it holds ({} where it has none or cannot be read)."""
   try:
     with open(os.path.join(folder, MARKER), encoding="utf-8") as f:
-      if json.load(f) != _what(clips, seconds):
-        return False
+      return json.load(f)
   except (OSError, ValueError):
-    return False
-  return _mp3s_in_place(folder, clips)
+    return {}
+
+
+def holds(folder: str, clips: int, seconds: float = CLIP_SECONDS) -> bool:
+  """Whether `folder` is a finished bench folder of these clips, every MP3 in place."""
+  return _marker(folder) == _what(clips, seconds) and _mp3s_in_place(folder, clips)
 
 
 def _same_mp3s(folder: str, clips: int, seconds: float) -> bool:
   """Whether `folder`'s marker names these clips (whatever its layout) and they are in place."""
-  try:
-    with open(os.path.join(folder, MARKER), encoding="utf-8") as f:
-      had = json.load(f)
-  except (OSError, ValueError):
-    return False
-  mp3s = ("clips", "seconds", "sample_rate")
-  want = _what(clips, seconds)
-  return all(had.get(k) == want[k] for k in mp3s) and _mp3s_in_place(folder, clips)
+  had, want = _marker(folder), _what(clips, seconds)
+  return (all(had.get(k) == want[k] for k in ("clips", "seconds", "sample_rate"))
+          and _mp3s_in_place(folder, clips))
 
 
 def _mp3s_in_place(folder: str, clips: int) -> bool:

@@ -52,15 +52,11 @@ def valid_correlation(x, kernels, stride):
   front = -(taps - 1) % stride
   x = F.pad(x, (front, 0))
   n = modulation.decimation_size(x.shape[-1], stride)
-  q, half = n // (2 * stride), n // 2
+  q = n // (2 * stride)
 
   def aliases(spectrum):
-    out = []
-    for j in range(stride):
-      lo = j * n // stride
-      out.append(spectrum[..., lo:lo + q + 1] if lo + q <= half
-                 else spectrum[..., n - lo - q:n - lo + 1].flip(-1).conj())
-    return out
+    return [spectrum[..., start:start + q + 1].flip(-1).conj() if mirrored
+            else spectrum[..., start:start + q + 1] for start, mirrored in modulation.alias_slices(n, stride)]
 
   xs, hs = aliases(torch.fft.rfft(x, n)), aliases(torch.fft.rfft(kernels.flip(-1), n))
   folded = sum(a[:, None, :] * h[None] for a, h in zip(xs, hs)) / stride

@@ -80,19 +80,22 @@ def decimation_size(n, stride):
   return fft_size(-(-n // (2 * stride))) * 2 * stride
 
 
-def _aliases(spectrum, n, stride):
-  """The ``stride`` slices ``S[k + j n / stride]``, k = 0 ... n / (2 stride), of the full
-  length-n spectrum of a real signal, each from its rfft half ``spectrum`` (..., n / 2 + 1):
-  a slice where the index is at most n / 2, else the conjugate of the mirrored bins."""
+def alias_slices(n, stride):
+  """Where the ``stride`` slices ``S[k + j n / stride]``, k = 0 ... n / (2 stride), of the
+  full length-n spectrum of a real signal lie in its rfft half (n / 2 + 1 bins): for each j,
+  ``(start, mirrored)``: bins start ... start + n / (2 stride) where the index is at most
+  n / 2, else (mirrored) the conjugates of those bins in reverse order (S[n - k] = conj(S[k]);
+  for every stride no slice straddles n / 2)."""
   q, half = n // (2 * stride), n // 2
-  out = []
-  for j in range(stride):
-    lo = j * n // stride
-    if lo + q <= half:
-      out.append(spectrum[..., lo:lo + q + 1])
-    else:  # lo >= n / 2 (for every stride no slice straddles n / 2): S[n - k] = conj(S[k])
-      out.append(jnp.conj(spectrum[..., n - lo - q:n - lo + 1][..., ::-1]))
-  return out
+  return [(j * n // stride, False) if j * n // stride + q <= half else (n - j * n // stride - q, True)
+          for j in range(stride)]
+
+
+def _aliases(spectrum, n, stride):
+  """The slices of `alias_slices` taken from the rfft half ``spectrum`` (..., n / 2 + 1)."""
+  q = n // (2 * stride)
+  return [jnp.conj(spectrum[..., start:start + q + 1][..., ::-1]) if mirrored
+          else spectrum[..., start:start + q + 1] for start, mirrored in alias_slices(n, stride)]
 
 
 def valid_correlation(x, kernels, stride):
