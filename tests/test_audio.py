@@ -199,3 +199,31 @@ def test_rfft_keeps_batch_sharding_and_differentiates():
   np.testing.assert_allclose(jax.grad(loss(audio.rfft))(frames), want, rtol=1e-5,
                              atol=1e-5 * np.abs(want).max())
   np.testing.assert_allclose(jax.vmap(audio.rfft)(frames), np.fft.rfft(frames), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind,n", [("rfft", None), ("rfft", 96), ("irfft", 126), ("fft", None),
+                                    ("ifft", 80)])
+def test_every_fft_kind_keeps_batch_sharding_and_differentiates(kind, n):
+  """audio.fft of each kind: no all-gather of a batch-sharded operand in the forward or the
+  backward pass, and the values and gradients of jnp.fft."""
+  from jax.sharding import AxisType, NamedSharding, PartitionSpec
+  mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+  rng = np.random.RandomState(len(kind) + (n or 0))
+  x = rng.randn(jax.device_count(), 3, 64).astype(np.float32)
+  if kind != "rfft":
+    x = (x + 1j * rng.randn(*x.shape)).astype(np.complex64)
+  plain = lambda a: getattr(jnp.fft, kind)(a, n, axis=-1)
+  out = jax.eval_shape(plain, x)
+  weights = jnp.asarray(rng.randn(*out.shape), jnp.float32)
+  loss = lambda f: lambda a: jnp.sum(jnp.abs(f(a)) ** 2 * weights)
+  sharded = jax.device_put(x, NamedSharding(mesh, PartitionSpec("data")))
+  step = jax.jit(jax.value_and_grad(loss(lambda a: audio.fft(a, kind, n))))
+  assert "all-gather" not in step.lower(sharded).compile().as_text()
+  value, grad = step(sharded)
+  assert grad.sharding.spec == PartitionSpec("data")
+  want_value, want_grad = jax.value_and_grad(loss(plain))(x)
+  scale = float(jnp.sum(jnp.abs(plain(x)) ** 2 * jnp.abs(weights)))  # the loss's terms cancel
+  np.testing.assert_allclose(value, want_value, atol=1e-6 * scale)
+  np.testing.assert_allclose(grad, want_grad, atol=1e-5 * np.abs(want_grad).max())
+  np.testing.assert_allclose(jax.vmap(lambda a: audio.fft(a, kind, n))(x), plain(x),
+                             atol=1e-5 * np.abs(plain(x)).max())

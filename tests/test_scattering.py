@@ -47,6 +47,20 @@ def test_first_order_only_and_leading_axes():
   np.testing.assert_allclose(s2[1, 2], scatter(x[1, 2], bank2), rtol=1e-6, atol=1e-7)
 
 
+def test_a_sharded_batch_is_scattered_where_it_lies():
+  """Each device transforms its own signals (XLA's FFT would all-gather the batch onto
+  every device): nothing is gathered, the output keeps the batch sharding and its values."""
+  from jax.sharding import AxisType, NamedSharding, PartitionSpec
+  mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+  bank = sc.scattering_bank(512, 4, 4)
+  x = np.random.default_rng(1).standard_normal((jax.device_count(), 512)).astype(np.float32)
+  sharded = jax.device_put(x, NamedSharding(mesh, PartitionSpec("data")))
+  assert "all-gather" not in scatter.lower(sharded, bank).compile().as_text()
+  s = scatter(sharded, bank)
+  assert s.sharding.spec[0] == "data"
+  np.testing.assert_allclose(s, scatter(x, bank), rtol=1e-6, atol=1e-7)
+
+
 def test_log_scattering_features_are_time_averaged_logs_of_the_chosen_orders():
   # a small bank (46 paths, orders 0 to 2): each choice of orders compiles the whole transform
   bank = sc.scattering_bank(1024, 5, 4)

@@ -19,6 +19,7 @@ from mirjax.audio.mel import power_to_db
 from mirjax.audio.mfcc import dct
 from mirjax.audio.mfcc import dct_basis
 from mirjax.audio.mfcc import mfcc
+from mirjax.audio.spectral import fft
 from mirjax.audio.spectral import frame
 from mirjax.audio.spectral import get_window
 from mirjax.audio.spectral import rfft

@@ -26,6 +26,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from mirjax.audio import spectral
+
 SIGMA0 = 0.1  # bandwidth of the low-pass filter times T
 ALPHA = 5.0  # a filter's support ends alpha * sigma above its centre (sets its subsampling)
 R_PSI = math.sqrt(0.5)  # neighbouring wavelets cross at this fraction of their peak
@@ -202,22 +204,22 @@ def scatter(x, bank: ScatteringBank):
   lead = x.shape[:-1]
   x = x.reshape(-1, bank.length)
   x = jnp.pad(x, ((0, 0), bank.pad), mode="reflect")
-  x_hat = jnp.fft.fft(x)
+  x_hat = spectral.fft(x, "fft")  # batch-parallel: a sharded batch stays sharded
   J = bank.J
   start, end = _unpad_bounds(bank.pad[0], bank.pad[0] + bank.length, J)
 
   def _average(u_hat, k):
     """Low-pass a path already subsampled by 2**k, subsample to 2**J, cut the padding."""
     phi = _periodize(bank.phi, 2 ** k).astype(np.float32)
-    s = jnp.fft.ifft(_subsample(u_hat * phi, J - k)).real
+    s = spectral.fft(_subsample(u_hat * phi, J - k), "ifft").real
     return s[..., start:end]
 
   out = {(): _average(x_hat, 0)}
   for j in sorted(set(bank.j1)):  # first-order wavelets of one subsampling, together
     n1 = [n for n, jn in enumerate(bank.j1) if jn == j]
     k1 = min(j, J)
-    u1 = jnp.abs(jnp.fft.ifft(_subsample(x_hat[:, None] * bank.psi1[n1].astype(np.float32), k1)))
-    u1_hat = jnp.fft.fft(u1)
+    u1 = jnp.abs(spectral.fft(_subsample(x_hat[:, None] * bank.psi1[n1].astype(np.float32), k1), "ifft"))
+    u1_hat = spectral.fft(u1, "fft")
     s1 = _average(u1_hat, k1)
     out.update({(n,): s1[:, i] for i, n in enumerate(n1)})
     if bank.max_order < 2:
@@ -226,8 +228,8 @@ def scatter(x, bank: ScatteringBank):
       n2 = [n for n, jn in enumerate(bank.j2) if jn == j2]
       k2 = max(min(j2, J) - k1, 0)
       psi2 = _periodize(bank.psi2[n2], 2 ** k1).astype(np.float32)
-      u2 = jnp.abs(jnp.fft.ifft(_subsample(u1_hat[:, :, None] * psi2, k2)))
-      s2 = _average(jnp.fft.fft(u2), k1 + k2)
+      u2 = jnp.abs(spectral.fft(_subsample(u1_hat[:, :, None] * psi2, k2), "ifft"))
+      s2 = _average(spectral.fft(u2, "fft"), k1 + k2)
       out.update({(a, b): s2[:, i, m] for i, a in enumerate(n1) for m, b in enumerate(n2)})
   s = jnp.stack([out[p] for p in bank.paths], axis=-1)  # (batch, frames, paths)
   return s.reshape(*lead, *s.shape[1:])

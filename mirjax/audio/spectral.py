@@ -5,6 +5,8 @@ because channels-last layouts are the fast ones on XLA (DESIGN.md section 4). Sh
 are static, so all functions are jit-friendly; the window is a numpy constant made at
 trace time.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,17 +23,7 @@ def as_float(x):
   return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
 
 
-def _plain_rfft(x):
-  return jnp.fft.rfft(x, axis=-1)
-
-
-# XLA's SPMD partitioner all-gathers an FFT's operand even when only batch axes are sharded
-# (checked on jax 0.10.2), so a data-parallel front-end would transform the whole global
-# batch on every device. `rfft` declares the FFT batch-parallel instead: leading axes keep
-# their sharding and only the transformed axis must be whole.
-@custom_partitioning
-def _partitioned_rfft(x):
-  return _plain_rfft(x)
+_FFTS = {"rfft": jnp.fft.rfft, "irfft": jnp.fft.irfft, "fft": jnp.fft.fft, "ifft": jnp.fft.ifft}
 
 
 def _batch_sharding(mesh, shape):
@@ -39,35 +31,82 @@ def _batch_sharding(mesh, shape):
   return NamedSharding(mesh, PartitionSpec(*spec, *[None] * (len(shape.shape) - len(spec))))
 
 
-def _partition(mesh, arg_shapes, result_shape):
-  del result_shape
-  sharding = _batch_sharding(mesh, arg_shapes[0])
-  return mesh, _plain_rfft, sharding, (sharding,)
+# XLA's SPMD partitioner all-gathers an FFT's operand even when only batch axes are sharded
+# (checked on jax 0.10.2), so a data-parallel model would transform the whole global batch
+# on every device. `_last_axis_parallel` declares a last-axis transform batch-parallel
+# instead: leading axes keep their sharding and only the transformed axis must be whole.
+@functools.cache
+def _last_axis_parallel(plain):
+  """`plain` (a function of the last axis alone) partitioned over the leading axes and
+  batch-polymorphic under ``vmap``."""
+  partitioned = custom_partitioning(plain)
+  partitioned.def_partition(
+      partition=lambda mesh, args, result: (mesh, plain, _batch_sharding(mesh, args[0]),
+                                            (_batch_sharding(mesh, args[0]),)),
+      infer_sharding_from_operands=lambda mesh, args, result: _batch_sharding(mesh, args[0]),
+      sharding_rule="... n -> ... k", need_replication_factors=("n", "k"))
+
+  @jax.custom_batching.custom_vmap
+  def batched(x):
+    return partitioned(x)
+
+  @batched.def_vmap
+  def _vmap(axis_size, in_batched, x):
+    del axis_size, in_batched
+    return batched(x), True  # already polymorphic over leading axes
+  return batched
 
 
-_partitioned_rfft.def_partition(
-    partition=_partition,
-    infer_sharding_from_operands=lambda mesh, args, result: _batch_sharding(mesh, args[0]),
-    sharding_rule="... n -> ... k", need_replication_factors=("n", "k"))
+@functools.cache
+def _plain(kind, n):
+  def plain(x):
+    return _FFTS[kind](x, n, axis=-1)
+  return plain
 
 
-@jax.custom_batching.custom_vmap
-def _batched_rfft(x):
-  return _partitioned_rfft(x)
+@functools.cache
+def _transposed(kind, n, length, dtype):
+  """The transpose of ``_plain(kind, n)`` on inputs of last axis `length` and `dtype` (the
+  backward pass of a linear map), itself a last-axis function."""
+  plain = _plain(kind, n)
+
+  def transpose(cotangent):
+    primal = jax.ShapeDtypeStruct(cotangent.shape[:-1] + (length,), dtype)
+    return jax.linear_transpose(plain, primal)(cotangent)[0]
+  return transpose
 
 
-@_batched_rfft.def_vmap
-def _batched_rfft_vmap(axis_size, in_batched, x):
-  del axis_size, in_batched
-  return _batched_rfft(x), True  # already batch-polymorphic over leading axes
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def fft(x, kind="rfft", n=None):
+  """``jnp.fft.<kind>(x, n, axis=-1)`` that keeps the leading axes' sharding, forward and
+  backward (its cotangent is the transpose of the same linear map, also batch-parallel).
+
+  Differentiable in reverse mode and under ``vmap``; forward mode (``jax.jvp``) is not
+  supported.
+
+  Parameters
+  ----------
+  x : array (..., length): float for "rfft", complex for "irfft", "fft" and "ifft"
+  kind : "rfft" (default), "irfft", "fft" or "ifft"
+  n : int or None, the transform length as numpy's (default: from the input)
+  """
+  return _last_axis_parallel(_plain(kind, n))(x)
 
 
-@jax.custom_vjp
+def _fft_fwd(x, kind, n):
+  return fft(x, kind, n), jax.ShapeDtypeStruct(x.shape, x.dtype)
+
+
+def _fft_bwd(kind, n, primal, cotangent):
+  transpose = _transposed(kind, n, primal.shape[-1], primal.dtype)
+  return (_last_axis_parallel(transpose)(cotangent),)
+
+
+fft.defvjp(_fft_fwd, _fft_bwd)
+
+
 def rfft(x):
-  """Real FFT along the last axis, ``jnp.fft.rfft(x)``, that keeps batch sharding.
-
-  Differentiable in reverse mode (the cotangent is the transpose of the plain rfft, which
-  is linear) and under ``vmap``; forward mode (``jax.jvp``) is not supported.
+  """Real FFT along the last axis, ``jnp.fft.rfft(x)``, that keeps batch sharding (see `fft`).
 
   Parameters
   ----------
@@ -77,18 +116,7 @@ def rfft(x):
   -------
   complex64 array, shape (..., n // 2 + 1)
   """
-  return _batched_rfft(x)
-
-
-def _rfft_fwd(x):
-  return _batched_rfft(x), jax.ShapeDtypeStruct(x.shape, x.dtype)
-
-
-def _rfft_bwd(primal, cotangent):
-  return jax.linear_transpose(_plain_rfft, primal)(cotangent)
-
-
-rfft.defvjp(_rfft_fwd, _rfft_bwd)
+  return fft(x, "rfft")
 
 
 def frame(x, frame_length, hop_length):

@@ -125,10 +125,10 @@ def valid_correlation(x, kernels, stride):
   front = -(taps - 1) % stride  # zeros in front put the first VALID output on the kept grid
   x = jnp.pad(x, ((0, 0), (front, 0)))
   n = decimation_size(x.shape[-1], stride)
-  xs = _aliases(jnp.fft.rfft(x, n), n, stride)
+  xs = _aliases(spectral.fft(x, "rfft", n), n, stride)  # rows keep their sharding
   hs = _aliases(jnp.fft.rfft(kernels[:, ::-1], n), n, stride)  # circular convolution with the flip
   folded = sum(a[:, None, :] * h[None] for a, h in zip(xs, hs)) / stride
-  kept = jnp.fft.irfft(folded, n // stride)  # (rows, n_kernels, n / stride): y[stride i]
+  kept = spectral.fft(folded, "irfft", n // stride)  # (rows, n_kernels, n / stride): y[stride i]
   first = (taps - 1 + front) // stride
   return jnp.transpose(kept[:, :, first:first + n_out], (0, 2, 1))
 
