@@ -227,3 +227,8 @@ def test_every_fft_kind_keeps_batch_sharding_and_differentiates(kind, n):
   np.testing.assert_allclose(grad, want_grad, atol=1e-5 * np.abs(want_grad).max())
   np.testing.assert_allclose(jax.vmap(lambda a: audio.fft(a, kind, n))(x), plain(x),
                              atol=1e-5 * np.abs(plain(x)).max())
+
+
+def test_fft_names_the_kinds_it_knows():
+  with pytest.raises(ValueError, match="irfft"):
+    audio.fft(np.zeros(8, np.float32), "dct")

@@ -86,10 +86,13 @@ def fft(x, kind="rfft", n=None):
 
   Parameters
   ----------
-  x : array (..., length): float for "rfft", complex for "irfft", "fft" and "ifft"
+  x : array (..., length): real for "rfft"; complex (or real, taken as complex) for "irfft",
+    "fft" and "ifft"
   kind : "rfft" (default), "irfft", "fft" or "ifft"
   n : int or None, the transform length as numpy's (default: from the input)
   """
+  if kind not in _FFTS:
+    raise ValueError(f"kind must be one of {sorted(_FFTS)}, got {kind!r}")
   return _last_axis_parallel(_plain(kind, n))(x)
 
 
