@@ -177,7 +177,14 @@ def test_bad_piece_is_described_not_raised(tmp_path):
   assert isinstance(corpus.parse_or_error(str(bad)), str)
   notes = corpus.parse_or_error("bach/bwv66.6.mxl")
   assert notes.shape[1] == 4 and set(np.unique(notes[:, 3])) == {0, 1, 2, 3}
-  assert np.all(notes[:, 1] > 0) and np.all(np.diff(notes[:, 0]) >= 0)
+  assert np.all(np.diff(notes[:, 0]) >= 0)  # in onset order
+  # the same events as music21's own tie merging (stripTies), part by part
+  from music21 import converter  # pylint: disable=import-outside-toplevel
+  score = converter.parseFile(corpus.corpus_dir() / "bach/bwv66.6.mxl", forceSource=True, storePickle=False)
+  want = sorted((float(n.offset), float(n.quarterLength), int(p.midi), k)
+                for k, part in enumerate(score.parts) for n in part.stripTies().flatten().notes
+                if n.quarterLength > 0 for p in n.pitches)
+  np.testing.assert_array_equal(np.array(sorted(map(tuple, notes.tolist()))), np.array(want))
 
 
 @pytest.mark.parametrize("instruments,solo,want", [
