@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from mirjax.data import symbolic
+from mirjax.data import aligned, symbolic
 from mirjax.evaluation import generation as measures
 
 
@@ -68,6 +68,23 @@ def test_the_generate_pipeline_writes_midi_wav_and_a_picture(tmp_path, data_dir)
     assert 0.0 <= results["fidelity_f1"][name]["mean"] <= 1.0
     per_piece = results["fidelity_f1"][name]["per_piece"]
     assert len(per_piece) == 2 and results["fidelity_f1"][name]["mean"] == pytest.approx(np.mean(per_piece))
+  # the F1s of the written pieces, recomputed from the files alone: the MIDI's notes as the
+  # WaveNet's roll, the pitch classes heard in the WAV (16-bit: a frame may flip) and in the
+  # notes rendered by the same synthesiser
+  pretty_midi = pytest.importorskip("pretty_midi")
+  sr, hop = int(c.wavenet.model.sample_rate), int(c.wavenet.data.hop)
+  for k in range(2):
+    stem = tmp_path / "generated" / f"piece{k}"
+    audio, _ = soundfile.read(str(stem) + ".wav", dtype="float32")
+    frames = len(audio) // hop
+    midi = pretty_midi.PrettyMIDI(str(stem) + ".mid")  # read_midi would refuse a piece this short
+    notes = np.array([(n.start, n.end, n.pitch, n.velocity) for n in midi.instruments[0].notes])
+    ref = measures.roll_pitch_classes(aligned.sample_roll(notes, sr, hop, frames))
+    heard = measures.frame_f1(measures.heard_pitch_classes(audio, sr, hop, frames), ref)["f1"]
+    assert heard == pytest.approx(results["fidelity_f1"]["generated"]["per_piece"][k], abs=1 / frames)
+    rendered = generate.render(notes, len(audio), sr)
+    played = measures.frame_f1(measures.heard_pitch_classes(rendered, sr, hop, frames), ref)["f1"]
+    assert played == pytest.approx(results["fidelity_f1"]["rendered_roll"]["per_piece"][k], abs=1e-6)
   # the test metrics it reports are the trained runs' own
   for model in ("lstm", "wavenet"):
     with open(tmp_path / model / "results.json") as f:
