@@ -36,7 +36,23 @@ def test_info_matches_examples(smoke):
     ex = sources[s][0]
     assert ex["audio"].dtype == np.int16 and ex["audio"].shape == (info.clip_samples,)
     assert ex["tags"].shape == (len(info.tag_names),)
-    assert int(ex["piece"]) >= 0
+
+
+def test_each_clip_names_its_piece_of_its_split(smoke, data_dir):
+  """Every clip's `piece` is a corpus piece of its own split in the dataset's metadata (split
+  by piece: no piece in two splits), with all 4 of its clips there."""
+  from mirjax.data.builders.embedded_music import EmbeddedMusic  # pylint: disable=import-outside-toplevel
+  from mirjax.data.embedded import corpus  # pylint: disable=import-outside-toplevel
+  sources, _ = smoke
+  meta = EmbeddedMusic(config="smoke", data_dir=data_dir).info.metadata
+  pool = corpus.piece_pool()
+  seen = {}
+  for s in SPLITS:
+    pieces, counts = np.unique(_all(sources[s], "piece"), return_counts=True)
+    assert sorted(int(p) for p in pieces) == sorted(meta["split_pieces"][s]) and (counts == 4).all(), s
+    seen[s] = set(int(p) for p in pieces)
+  assert not (seen["train"] & seen["valid"] or seen["train"] & seen["test"] or seen["valid"] & seen["test"])
+  assert all(meta["piece_paths"][str(p)] == pool[p] for ps in seen.values() for p in ps)
 
 
 def test_audio_is_stored_as_int16_bytes(smoke, data_dir):
