@@ -80,6 +80,29 @@ def test_the_listening_data_is_written_as_taste_profile_triplets(run, data_dir):
   assert written == simulated
 
 
+def test_the_baselines_scores_follow_from_the_listening_data(run, data_dir):
+  """Popularity's and chance's mAP@k and AUC of seed 0, recomputed from its listeners by the
+  definitions (AP@k by its formula, AUC by scikit-learn, user by user): the job ranks the
+  cold songs of each test user against the plays it hid."""
+  from test_recommendation_metrics import ap_at_reference, auc_reference  # pylint: disable=import-outside-toplevel
+  c, _, results = run
+  r = c.recommend
+  songs = listening.embedded_song_attributes(c.data.config, data_dir=data_dir)
+  plays = listening.simulate(songs.values, r.n_users, seed=0, song_ids=songs.song_ids)
+  split = listening.split_cold_start(plays, songs.split != "train", r.test_user_fraction, seed=0)
+  relevant = split.test_target.to_csr()[split.test_users][:, split.cold_songs].toarray() > 0
+  by_train_users = np.isin(plays.users, split.train_users)
+  listeners = np.bincount(plays.songs[by_train_users], minlength=plays.n_songs)[split.cold_songs]
+  got = results["seeds"]["0"]["methods"]
+  for name, scores in (("popularity", np.broadcast_to(listeners.astype(float), relevant.shape)),
+                       ("random", np.random.default_rng([0, 17]).random(relevant.shape))):
+    ap = [ap_at_reference(s, rel, r.k) for s, rel in zip(scores, relevant)]
+    auc = [auc_reference(s, rel) for s, rel in zip(scores, relevant)]
+    assert got[name][f"map@{r.k}"] == pytest.approx(np.nanmean(ap), abs=1e-12), name
+    assert got[name]["auc"] == pytest.approx(np.nanmean(auc), abs=1e-12), name
+    assert got[name]["auc_users"] == int(np.sum(~np.isnan(auc))), name
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("recommend.solver", "lu", "recommend.solver"),
     ("recommend.methods", ("popularity",), "content method"),
