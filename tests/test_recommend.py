@@ -103,6 +103,32 @@ def test_the_baselines_scores_follow_from_the_listening_data(run, data_dir):
     assert got[name]["auc_users"] == int(np.sum(~np.isnan(auc))), name
 
 
+def test_every_factor_methods_scores_follow_from_its_saved_factors(run, data_dir):
+  """Each factor method's (WMF upper bound, regressors, CNN) mAP@k and AUC of seed 0,
+  recomputed from the factors the job saved and the listeners' hidden plays by the metric
+  definitions and scikit-learn."""
+  from test_recommendation_metrics import ap_at_reference, auc_reference  # pylint: disable=import-outside-toplevel
+  c, workdir, results = run
+  r = c.recommend
+  songs = listening.embedded_song_attributes(c.data.config, data_dir=data_dir)
+  plays = listening.simulate(songs.values, r.n_users, seed=0, song_ids=songs.song_ids)
+  split = listening.split_cold_start(plays, songs.split != "train", r.test_user_fraction, seed=0)
+  relevant = split.test_target.to_csr()[split.test_users][:, split.cold_songs].toarray() > 0
+  got = results["seeds"]["0"]["methods"]
+  with np.load(os.path.join(workdir, "seeds", "seed0_factors.npz")) as z:
+    saved = dict(z)
+  np.testing.assert_array_equal(saved["test_users"], split.test_users)
+  np.testing.assert_array_equal(saved["cold_songs"], split.cold_songs)
+  methods = [m for m in r.methods if m not in ("popularity", "random")]
+  assert sorted(saved) == sorted(["test_users", "cold_songs"] + [f"{m}/{s}" for m in methods for s in ("users", "songs")])
+  for name in methods:
+    scores = saved[f"{name}/users"].astype(np.float64) @ saved[f"{name}/songs"].astype(np.float64).T
+    ap = [ap_at_reference(s, rel, r.k) for s, rel in zip(scores, relevant)]
+    auc = [auc_reference(s, rel) for s, rel in zip(scores, relevant)]
+    assert got[name][f"map@{r.k}"] == pytest.approx(np.nanmean(ap), abs=1e-9), name
+    assert got[name]["auc"] == pytest.approx(np.nanmean(auc), abs=1e-9), name
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("recommend.solver", "lu", "recommend.solver"),
     ("recommend.methods", ("popularity",), "content method"),

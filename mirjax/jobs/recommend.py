@@ -35,6 +35,9 @@ a real cold start) and "random". Every seed of `recommend.seeds` draws its own l
 test users, WMF start and regressor fits. WORKDIR/results.json holds every method's mean
 and std over seeds under "methods" (each seed's under "seeds"), and the best content-based
 method's means at the top level ("map@500", "auc"); WORKDIR/recommendation.md the table.
+WORKDIR/seeds/seed<S>_factors.npz keeps what each factor method ranked by: "test_users" and
+"cold_songs" (indices into the seed's listening data) and, per method, "<method>/users" and
+"<method>/songs", whose product is its scores.
 """
 import copy
 import functools
@@ -264,8 +267,11 @@ def one_seed(config, seed: int, songs, features, mesh, workdir: str, audio=None,
       "warm_songs": len(warm), "cold_songs": len(cold), "train_plays": split.train.n_plays,
       "test_target_plays": split.test_target.n_plays}}
 
+  saved = {"test_users": np.asarray(test_users), "cold_songs": np.asarray(cold)}
+
   def score(name, user_factors, song_factors):
     out["methods"][name] = recommendation.evaluate_factors(user_factors, song_factors, relevant, k=r.k)
+    saved[f"{name}/users"], saved[f"{name}/songs"] = np.asarray(user_factors), np.asarray(song_factors)
 
   # WMF's settings, chosen on validation users among the training users
   chosen = select_wmf(config, split, mesh, seed)
@@ -313,6 +319,8 @@ def one_seed(config, seed: int, songs, features, mesh, workdir: str, audio=None,
   if "random" in r.methods:
     noise = np.random.default_rng([seed, 17]).random((len(test_users), len(cold)))
     out["methods"]["random"] = recommendation.evaluate_ranking(noise, relevant, k=r.k)
+  if jax.process_index() == 0:  # what each factor method ranked the cold songs by, for analysis
+    np.savez(os.path.join(workdir, "seeds", f"seed{seed}_factors.npz"), **saved)
   return out
 
 
