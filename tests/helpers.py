@@ -65,15 +65,14 @@ def rescore_with_sklearn(workdir, data_dir, split="test"):
   probs, labels = [], []
   for i in range(len(sources[split])):
     ex = sources[split][i]
-    if "audio" not in ex:  # a feature dataset (e.g. a kmeans run's): one vector per example
-      out = score(state, {"features": np.asarray(ex["features"], np.float32)[None, None]})
-      probs.append(np.mean([np.asarray(out[b][0]) for b in task.predict_from], axis=0))
-      labels.append(np.asarray(ex[task.target]))
-      continue
-    audio = np.asarray(ex["audio"], np.float32) / (32768.0 if ex["audio"].dtype == np.int16 else 1.0)
-    audio = np.concatenate([audio, np.zeros(max(crop - len(audio), 0), np.float32)])
-    starts = np.round(np.linspace(0, len(audio) - crop, n_chunks)).astype(int)
-    out = score(state, {"audio": np.stack([audio[s:s + crop] for s in starts])[None]})
+    if "audio" in ex:
+      audio = np.asarray(ex["audio"], np.float32) / (32768.0 if ex["audio"].dtype == np.int16 else 1.0)
+      audio = np.concatenate([audio, np.zeros(max(crop - len(audio), 0), np.float32)])
+      starts = np.round(np.linspace(0, len(audio) - crop, n_chunks)).astype(int)
+      batch = {"audio": np.stack([audio[s:s + crop] for s in starts])[None]}
+    else:  # a feature dataset (e.g. a kmeans run's): one vector per example
+      batch = {"features": np.asarray(ex["features"], np.float32)[None, None]}
+    out = score(state, batch)
     probs.append(np.mean([np.asarray(out[b][0]) for b in task.predict_from], axis=0))
     labels.append(np.asarray(ex[task.target]))
   probs, labels = np.array(probs, np.float64), np.array(labels)

@@ -80,40 +80,49 @@ def test_the_listening_data_is_written_as_taste_profile_triplets(run, data_dir):
   assert written == simulated
 
 
-def test_the_baselines_scores_follow_from_the_listening_data(run, data_dir):
-  """Popularity's and chance's mAP@k and AUC of seed 0, recomputed from its listeners by the
-  definitions (AP@k by its formula, AUC by scikit-learn, user by user): the job ranks the
-  cold songs of each test user against the plays it hid."""
-  from test_recommendation_metrics import ap_at_reference, auc_reference  # pylint: disable=import-outside-toplevel
-  c, _, results = run
+def _seed0_listening(c, data_dir):
+  """(plays, cold-start split, relevant (test users, cold songs) bool) of seed 0, remade as
+  the job makes them."""
   r = c.recommend
   songs = listening.embedded_song_attributes(c.data.config, data_dir=data_dir)
   plays = listening.simulate(songs.values, r.n_users, seed=0, song_ids=songs.song_ids)
   split = listening.split_cold_start(plays, songs.split != "train", r.test_user_fraction, seed=0)
-  relevant = split.test_target.to_csr()[split.test_users][:, split.cold_songs].toarray() > 0
+  return plays, split, split.test_target.to_csr()[split.test_users][:, split.cold_songs].toarray() > 0
+
+
+def _assert_ranking_scored(got, scores, relevant, k, abs_tol):
+  """`got`'s mAP@k and AUC are those of `scores` by the definitions (AP@k by its formula,
+  AUC by scikit-learn), user by user."""
+  from test_recommendation_metrics import ap_at_reference, auc_reference  # pylint: disable=import-outside-toplevel
+  ap = [ap_at_reference(s, rel, k) for s, rel in zip(scores, relevant)]
+  auc = [auc_reference(s, rel) for s, rel in zip(scores, relevant)]
+  assert got[f"map@{k}"] == pytest.approx(np.nanmean(ap), abs=abs_tol)
+  assert got["auc"] == pytest.approx(np.nanmean(auc), abs=abs_tol)
+
+
+def test_the_baselines_scores_follow_from_the_listening_data(run, data_dir):
+  """Popularity's and chance's mAP@k and AUC of seed 0, recomputed from its listeners by the
+  definitions (AP@k by its formula, AUC by scikit-learn, user by user): the job ranks the
+  cold songs of each test user against the plays it hid."""
+  c, _, results = run
+  r = c.recommend
+  plays, split, relevant = _seed0_listening(c, data_dir)
   by_train_users = np.isin(plays.users, split.train_users)
   listeners = np.bincount(plays.songs[by_train_users], minlength=plays.n_songs)[split.cold_songs]
   got = results["seeds"]["0"]["methods"]
   for name, scores in (("popularity", np.broadcast_to(listeners.astype(float), relevant.shape)),
                        ("random", np.random.default_rng([0, 17]).random(relevant.shape))):
-    ap = [ap_at_reference(s, rel, r.k) for s, rel in zip(scores, relevant)]
-    auc = [auc_reference(s, rel) for s, rel in zip(scores, relevant)]
-    assert got[name][f"map@{r.k}"] == pytest.approx(np.nanmean(ap), abs=1e-12), name
-    assert got[name]["auc"] == pytest.approx(np.nanmean(auc), abs=1e-12), name
-    assert got[name]["auc_users"] == int(np.sum(~np.isnan(auc))), name
+    _assert_ranking_scored(got[name], scores, relevant, r.k, abs_tol=1e-12)
+    assert got[name]["auc_users"] == int(np.sum([0 < rel.sum() < rel.size for rel in relevant])), name
 
 
 def test_every_factor_methods_scores_follow_from_its_saved_factors(run, data_dir):
   """Each factor method's (WMF upper bound, regressors, CNN) mAP@k and AUC of seed 0,
   recomputed from the factors the job saved and the listeners' hidden plays by the metric
   definitions and scikit-learn."""
-  from test_recommendation_metrics import ap_at_reference, auc_reference  # pylint: disable=import-outside-toplevel
   c, workdir, results = run
   r = c.recommend
-  songs = listening.embedded_song_attributes(c.data.config, data_dir=data_dir)
-  plays = listening.simulate(songs.values, r.n_users, seed=0, song_ids=songs.song_ids)
-  split = listening.split_cold_start(plays, songs.split != "train", r.test_user_fraction, seed=0)
-  relevant = split.test_target.to_csr()[split.test_users][:, split.cold_songs].toarray() > 0
+  _, split, relevant = _seed0_listening(c, data_dir)
   got = results["seeds"]["0"]["methods"]
   with np.load(os.path.join(workdir, "seeds", "seed0_factors.npz")) as z:
     saved = dict(z)
@@ -123,10 +132,7 @@ def test_every_factor_methods_scores_follow_from_its_saved_factors(run, data_dir
   assert sorted(saved) == sorted(["test_users", "cold_songs"] + [f"{m}/{s}" for m in methods for s in ("users", "songs")])
   for name in methods:
     scores = saved[f"{name}/users"].astype(np.float64) @ saved[f"{name}/songs"].astype(np.float64).T
-    ap = [ap_at_reference(s, rel, r.k) for s, rel in zip(scores, relevant)]
-    auc = [auc_reference(s, rel) for s, rel in zip(scores, relevant)]
-    assert got[name][f"map@{r.k}"] == pytest.approx(np.nanmean(ap), abs=1e-9), name
-    assert got[name]["auc"] == pytest.approx(np.nanmean(auc), abs=1e-9), name
+    _assert_ranking_scored(got[name], scores, relevant, r.k, abs_tol=1e-9)
 
 
 @pytest.mark.parametrize("field,value,match", [
